@@ -1,0 +1,277 @@
+"""Agent configuration: a TOML file overridden by ``STACKWATCH_*`` environment variables.
+
+``STACKWATCH_CONTENTSTACK__AUTHTOKEN=...`` overrides ``[contentstack] authtoken``.
+Secrets may be given inline, from the environment, or from a file (``*_file``),
+which suits systemd ``LoadCredential=`` and container secrets.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from agent.durations import parse_duration
+from agent.redact import register_secret
+
+Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
+
+#: region → (analytics and trigger host, automations management host, CMA host)
+REGION_HOSTS: dict[str, tuple[str, str, str]] = {
+    "aws-na": ("app.contentstack.com", "automations-api.contentstack.com", "api.contentstack.io"),
+    "aws-eu": (
+        "eu-app.contentstack.com",
+        "eu-prod-automations-api.contentstack.com",
+        "eu-api.contentstack.com",
+    ),
+    "aws-au": (
+        "au-app.contentstack.com",
+        "au-prod-automations-api.contentstack.com",
+        "au-api.contentstack.com",
+    ),
+    "azure-na": (
+        "azure-na-app.contentstack.com",
+        "azure-na-automations-api.contentstack.com",
+        "azure-na-api.contentstack.com",
+    ),
+    "azure-eu": (
+        "azure-eu-app.contentstack.com",
+        "azure-eu-automations-api.contentstack.com",
+        "azure-eu-api.contentstack.com",
+    ),
+    "gcp-na": (
+        "gcp-na-app.contentstack.com",
+        "gcp-na-automations-api.contentstack.com",
+        "gcp-na-api.contentstack.com",
+    ),
+    "gcp-eu": (
+        "gcp-eu-app.contentstack.com",
+        "gcp-eu-automations-api.contentstack.com",
+        "gcp-eu-api.contentstack.com",
+    ),
+}
+
+DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
+
+
+def _as_timedelta(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(f"cannot read {what} file {str(path)!r}: {error.strerror}") from None
+    if not value:
+        raise ValueError(f"{what} file {str(path)!r} is empty")
+    return value
+
+
+class ContentstackSettings(_Section):
+    region: Region = "aws-na"
+    organization_uid: str = ""
+    authtoken: SecretStr | None = None
+    authtoken_file: Path | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_client_secret_file: Path | None = None
+    oauth_token_url: str = DEFAULT_OAUTH_TOKEN_URL
+    analytics_base_url: str | None = None
+    automations_base_url: str | None = None
+    #: requests per second per organization; the documented limit is 10.
+    rate_limit: float = Field(default=10.0, gt=0, le=10)
+    request_timeout: timedelta = timedelta(seconds=15)
+    max_retries: int = Field(default=5, ge=0, le=20)
+    #: the longest the client waits for an Analytics job before giving up on it.
+    job_timeout: timedelta = timedelta(minutes=5)
+    #: Automations projects whose execution logs are read (empty: all projects).
+    automations_projects: list[str] = Field(default_factory=list)
+
+    _durations = field_validator("request_timeout", "job_timeout", mode="before")(_as_timedelta)
+
+    @model_validator(mode="after")
+    def _load_secrets(self) -> ContentstackSettings:
+        if self.authtoken is None and self.authtoken_file is not None:
+            self.authtoken = SecretStr(_read_secret_file(self.authtoken_file, "authtoken"))
+        if self.oauth_client_secret is None and self.oauth_client_secret_file is not None:
+            secret = _read_secret_file(self.oauth_client_secret_file, "oauth_client_secret")
+            self.oauth_client_secret = SecretStr(secret)
+        for secret_value in (self.authtoken, self.oauth_client_secret):
+            if secret_value is not None:
+                register_secret(secret_value.get_secret_value())
+        if self.oauth_client_id and self.oauth_client_secret is None:
+            raise ValueError("oauth_client_id is set but oauth_client_secret is missing")
+        return self
+
+    @property
+    def uses_oauth(self) -> bool:
+        return bool(self.oauth_client_id)
+
+    @property
+    def analytics_url(self) -> str:
+        return (self.analytics_base_url or f"https://{REGION_HOSTS[self.region][0]}").rstrip("/")
+
+    @property
+    def automations_url(self) -> str:
+        default = f"https://{REGION_HOSTS[self.region][1]}"
+        return (self.automations_base_url or default).rstrip("/")
+
+    def credentials_problem(self) -> str | None:
+        """Why the agent cannot authenticate, or None when it can."""
+        if not self.organization_uid:
+            return "contentstack.organization_uid is not set"
+        if self.authtoken is None and not self.uses_oauth:
+            return (
+                "no credentials: set contentstack.authtoken, contentstack.authtoken_file "
+                "or OAuth client credentials"
+            )
+        return None
+
+
+class AgentSettings(_Section):
+    rule_paths: list[Path] = Field(default_factory=lambda: [Path("rules")])
+    #: how often a rule is evaluated when it sets no ``interval`` of its own.
+    default_interval: timedelta = timedelta(minutes=1)
+    state_path: Path = Path("stackwatch.db")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: a link put in alerts, e.g. to a dashboard; rules may override it.
+    link: str | None = None
+
+    _durations = field_validator("default_interval", mode="before")(_as_timedelta)
+
+
+class ChannelSettings(_Section):
+    name: str
+    #: Apprise URLs; they may carry credentials and are never logged.
+    urls: list[SecretStr] = Field(default_factory=list)
+    #: files holding one Apprise URL per line (e.g. mounted secrets).
+    url_files: list[Path] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _load_urls(self) -> ChannelSettings:
+        for path in self.url_files:
+            for line in _read_secret_file(path, f"channel {self.name} URL").splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    self.urls.append(SecretStr(line.strip()))
+        if not self.urls:
+            raise ValueError(f"channel {self.name!r} has no urls")
+        for url in self.urls:
+            register_secret(url.get_secret_value())
+        return self
+
+
+class NotifySettings(_Section):
+    channels: list[ChannelSettings] = Field(default_factory=list)
+    #: channels used by rules that name none.
+    default_channels: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> NotifySettings:
+        names = [channel.name for channel in self.channels]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate channel names: {', '.join(duplicates)}")
+        unknown = [name for name in self.default_channels if name not in names]
+        if unknown:
+            raise ValueError(f"default_channels names unknown channels: {', '.join(unknown)}")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STACKWATCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    contentstack: ContentstackSettings = Field(default_factory=ContentstackSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = _CONFIG_PATH.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+_CONFIG_PATH: dict[str, Path | None] = {"path": None}
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator (one problem per line)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+    """Read ``path`` (if it exists) plus the environment; raise ConfigError on any problem.
+
+    Relative paths inside the file (rule paths, secret files, state file) are
+    taken relative to the file's folder, so the agent can be started from anywhere.
+    """
+    from pydantic import ValidationError
+
+    if path is not None and not path.exists():
+        if required:
+            raise ConfigError([f"{path}: config file not found"])
+        path = None
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError([f"{path}:{getattr(error, 'lineno', 1)}: {error}"]) from None
+    _CONFIG_PATH["path"] = path
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        where = str(path) if path else "environment"
+        raise ConfigError(
+            [
+                f"{where}: {'.'.join(str(p) for p in problem['loc']) or 'config'}: {problem['msg']}"
+                for problem in error.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+    except ValueError as error:  # secret files and similar, raised outside field validation
+        raise ConfigError([f"{path or 'environment'}: {error}"]) from None
+    finally:
+        _CONFIG_PATH["path"] = None
+    if path is not None:
+        base = path.resolve().parent
+        settings.agent.rule_paths = [
+            p if p.is_absolute() else base / p for p in settings.agent.rule_paths
+        ]
+        if not settings.agent.state_path.is_absolute():
+            settings.agent.state_path = base / settings.agent.state_path
+    return settings

@@ -1,0 +1,43 @@
+"""Durations written the way operators write them: ``30s``, ``5m``, ``1h``, ``1d``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``"90s"``, ``"5m"``, ``"1h30m"``; raise ValueError with a readable message."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration string such as '5m', got {text!r}")
+    cleaned = text.strip().lower()
+    if not cleaned:
+        raise ValueError("empty duration; use e.g. '30s', '5m', '1h', '1d'")
+    position = 0
+    total = 0.0
+    for match in _PART.finditer(cleaned):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(cleaned):
+        raise ValueError(f"invalid duration {text!r}; use e.g. '30s', '5m', '1h', '1d'")
+    return timedelta(seconds=total)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Shortest readable form: ``timedelta(minutes=90)`` → ``"1h30m"``."""
+    seconds = int(round(delta.total_seconds()))
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)

@@ -102,6 +102,8 @@ class ContentstackSettings(_Section):
     max_retries: int = Field(default=5, ge=0, le=20)
     #: the longest the client waits for an Analytics job before giving up on it.
     job_timeout: timedelta = timedelta(minutes=5)
+    #: stack names → API keys; rules may name stacks, or say "*" for all of them.
+    stacks: dict[str, str] = Field(default_factory=dict)
     #: Automations projects whose execution logs are read (empty: all projects).
     automations_projects: list[str] = Field(default_factory=list)
 

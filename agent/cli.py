@@ -1,0 +1,235 @@
+"""The ``stackwatch`` command.
+
+Every sub-command returns an exit code; operator mistakes (bad config, broken rule
+files, unreachable API) are printed as plain messages, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from agent.clock import SystemClock
+from agent.collect import ContentstackError
+from agent.config import ConfigError
+from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source
+from agent.evaluate.loader import RulesInvalid, rule_files
+from agent.evaluate.testing import find_test_files, run_test_file
+from agent.logs import configure_logging
+from agent.redact import redact
+from agent.wiring import build_pipeline, load_config, load_rule_set
+
+DEFAULT_CONFIG = Path("config.toml")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {redact(problem)}", file=sys.stderr)
+        return 2
+    except RulesInvalid as error:
+        for problem in error.problems:
+            print(redact(str(problem)), file=sys.stderr)
+        return 2
+    except (ContentstackError, CsvError) as error:
+        print(f"error: {redact(str(error))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackwatch", description="Alerting daemon for Contentstack."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate the config and every rule file")
+    _config_option(check)
+    check.set_defaults(handler=cmd_check)
+
+    once = commands.add_parser("once", help="fetch and evaluate every rule once")
+    _config_option(once)
+    once.add_argument("--format", choices=("json", "table"), default="table")
+    once.add_argument("--notify", action="store_true", help="also send notifications")
+    once.set_defaults(handler=cmd_once)
+
+    test_rules = commands.add_parser("test-rules", help="run offline rule unit tests")
+    test_rules.add_argument("paths", nargs="+", type=Path, metavar="FILE")
+    test_rules.set_defaults(handler=cmd_test_rules)
+
+    backtest = commands.add_parser("backtest", help="replay rules over history")
+    _config_option(backtest)
+    backtest.add_argument("--rules", type=Path, help="rule file or folder (default: config's)")
+    backtest.add_argument("--csv", type=Path, action="append", default=[], metavar="FILE")
+    backtest.add_argument("--from", dest="start", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    backtest.add_argument("--to", dest="end", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    backtest.add_argument("--format", choices=("jsonl", "json", "table"), default="jsonl")
+    backtest.set_defaults(handler=cmd_backtest)
+
+    from agent.simulator import cli as simulator_cli
+
+    simulate = commands.add_parser("simulate", help="serve the local Contentstack simulator")
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(handler=simulator_cli.run)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML config file (default: {DEFAULT_CONFIG} if present)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    explicit = args.config is not None
+    settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
+    configure_logging(settings.agent.log_level)
+    return settings
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rules = load_rule_set(settings)
+    files = rule_files(settings.agent.rule_paths)
+    print(f"OK: config valid, {len(rules)} rules in {len(files)} files")
+    return 0
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    clock = SystemClock()
+    pipeline = build_pipeline(settings, clock)
+    try:
+        report = pipeline.engine.evaluate(clock.now())
+    finally:
+        pipeline.close()
+    rows = [
+        {
+            "rule": instance.rule,
+            "labels": instance.labels,
+            "state": instance.state.state.value,
+            "value": instance.state.value,
+            "fingerprint": instance.fingerprint,
+            "error": instance.state.error,
+        }
+        for instance in pipeline.engine.all_instances()
+    ]
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(row, sort_keys=True))
+    else:
+        _print_table(rows)
+    for rule, message in report.errors.items():
+        print(f"warning: {rule}: {message}", file=sys.stderr)
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ("RULE", "STATE", "VALUE", "LABELS")
+    table = [
+        (
+            row["rule"],
+            row["state"],
+            "" if row["value"] is None else f"{row['value']:.6g}",
+            ",".join(
+                f"{k}={v}" for k, v in sorted(row["labels"].items()) if k not in ("alertname",)
+            ),
+        )
+        for row in rows
+    ]
+    widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(headers)]
+    for line in [headers, *table]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+def cmd_test_rules(args: argparse.Namespace) -> int:
+    files = find_test_files(args.paths)
+    if not files:
+        print("error: no rule test files (*.test.toml) found", file=sys.stderr)
+        return 2
+    passed = failed = 0
+    for path in files:
+        for result in run_test_file(path):
+            if result.passed:
+                passed += 1
+                print(f"PASS {path}: {result.name}")
+            else:
+                failed += 1
+                print(f"FAIL {path}: {result.name}")
+                for failure in result.failures:
+                    print("  " + failure.replace("\n", "\n  "))
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    if args.csv:
+        if args.rules is None:
+            print("error: --csv needs --rules FILE", file=sys.stderr)
+            return 2
+        transitions = backtest_csv(args.rules, args.csv)
+    else:
+        if args.start is None or args.end is None:
+            print("error: give --csv FILE, or --from and --to dates", file=sys.stderr)
+            return 2
+        if args.end < args.start:
+            print("error: --to is before --from", file=sys.stderr)
+            return 2
+        settings = _settings(args)
+        if args.rules is not None:
+            settings.agent.rule_paths = [args.rules]
+        clock = SystemClock()
+        pipeline = build_pipeline(settings, clock)
+        start = datetime.combine(args.start, time(), UTC)
+        end = min(datetime.combine(args.end, time.max, UTC), clock.now())
+        try:
+            transitions = backtest_source(
+                list(pipeline.engine.rules.values()),
+                pipeline.engine.source,
+                start,
+                end,
+                settings.agent.default_interval,
+            )
+            _print_transitions(transitions, args.format)
+        finally:
+            pipeline.close()
+        return 0
+    _print_transitions(transitions, args.format)
+    return 0
+
+
+def _print_transitions(transitions: Any, output_format: str) -> None:
+    if output_format == "json":
+        print(json.dumps(list(transitions), indent=2))
+        return
+    for transition in transitions:
+        if output_format == "jsonl":
+            print(json.dumps(transition), flush=False)
+        else:
+            where = transition.get("series") or ",".join(
+                f"{k}={v}" for k, v in sorted(transition.get("labels", {}).items())
+            )
+            print(
+                f"{transition['at']}  {transition['rule']}  {transition['previous']} -> "
+                f"{transition['state']}  value={transition['value']}  {where}"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Judge one alert instance's rows at one moment: a value and a verdict.
+
+Pure functions (the anomaly tracker is the only state, passed in by the caller).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from agent.collect.models import Sample
+from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
+from agent.evaluate.rules import (
+    ChangeCondition,
+    ClearCondition,
+    NoDataCondition,
+    Rule,
+    ThresholdCondition,
+)
+from agent.evaluate.state import Verdict
+from agent.evaluate.values import in_window, reduce_window
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+#: how long a bucket of each granularity lasts; a bucket counts once it is complete.
+GRANULARITY_SECONDS = {
+    "sec": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 31 * 86400,
+    "year": 366 * 86400,
+    "historic": 0,
+}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    value: float | None
+    threshold: float | None = None
+    #: extra annotations, e.g. the anomaly band.
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def data_lag(rule: Rule) -> timedelta:
+    """Rows of the bucket in progress are incomplete; windows end at the last complete one."""
+    if rule.query.metric in ("series", "executions"):
+        return timedelta(0)
+    return timedelta(seconds=GRANULARITY_SECONDS[rule.query.effective_granularity])
+
+
+def lookback(rule: Rule) -> timedelta:
+    """How far back from now a rule needs rows."""
+    condition = rule.condition
+    span = rule.query.window + data_lag(rule)
+    if isinstance(condition, ChangeCondition):
+        span += condition.reference
+    if isinstance(condition, NoDataCondition):
+        span = max(span, condition.duration + data_lag(rule))
+    return span
+
+
+def judge(
+    rule: Rule,
+    samples: Sequence[Sample],
+    now: datetime,
+    tracker: AnomalyTracker | None = None,
+) -> Judgement:
+    condition = rule.condition
+    until = now - data_lag(rule)
+    if isinstance(condition, NoDataCondition):
+        rows = in_window(samples, until - condition.duration, until)
+        count = float(len(rows))
+        return Judgement(Verdict.BREACHED if not rows else Verdict.CLEARED, count, 0.0)
+
+    value = reduce_window(rule.value, in_window(samples, until - rule.query.window, until))
+    if isinstance(condition, ThresholdCondition):
+        if value is None:
+            return Judgement(Verdict.NODATA, None, condition.value)
+        return Judgement(
+            threshold_verdict(value, condition.op, condition.value, rule.clear),
+            value,
+            condition.value,
+        )
+    if isinstance(condition, ChangeCondition):
+        return _judge_change(rule, condition, samples, until, value)
+    if isinstance(condition, AnomalyCondition):
+        if value is None:
+            return Judgement(Verdict.NODATA, None)
+        if tracker is None:
+            raise ValueError(f"rule {rule.name}: an anomaly condition needs a tracker")
+        return judge_anomaly(tracker, now, value)
+    raise TypeError(f"unknown condition {type(condition).__name__}")
+
+
+def judge_anomaly(tracker: AnomalyTracker, at: datetime, value: float) -> Judgement:
+    observation = tracker.observe(at, value)
+    if observation.breached:
+        verdict = Verdict.BREACHED
+    elif observation.recovered:
+        verdict = Verdict.CLEARED
+    else:
+        verdict = Verdict.BETWEEN
+    return Judgement(
+        verdict,
+        value,
+        None,
+        {
+            "expected": _short(observation.expected),
+            "expected_lower": _short(observation.lower),
+            "expected_upper": _short(observation.upper),
+            "anomaly_score": f"{observation.score:.2f}",
+        },
+    )
+
+
+def threshold_verdict(
+    value: float, op: str, threshold: float, clear: ClearCondition | None
+) -> Verdict:
+    if COMPARE[op](value, threshold):
+        return Verdict.BREACHED
+    if clear is None or COMPARE[clear.op](value, clear.value):
+        return Verdict.CLEARED
+    return Verdict.BETWEEN
+
+
+def _judge_change(
+    rule: Rule,
+    condition: ChangeCondition,
+    samples: Sequence[Sample],
+    until: datetime,
+    current: float | None,
+) -> Judgement:
+    reference_until = until - condition.reference
+    reference = reduce_window(
+        rule.value, in_window(samples, reference_until - rule.query.window, reference_until)
+    )
+    if current is None or reference is None:
+        return Judgement(Verdict.NODATA, current, condition.value)
+    if reference < condition.min_reference:
+        return Judgement(
+            Verdict.CLEARED, current, condition.value, {"reference": _short(reference)}
+        )
+    if condition.mode == "absolute":
+        change = current - reference
+    elif reference == 0:
+        change = math.inf if current > 0 else 0.0
+    else:
+        change = (current - reference) / reference * 100.0
+    verdict = threshold_verdict(change, condition.op, condition.value, rule.clear)
+    return Judgement(
+        verdict,
+        change,
+        condition.value,
+        {"current": _short(current), "reference": _short(reference)},
+    )
+
+
+def _short(number: float) -> str:
+    return f"{number:.6g}"

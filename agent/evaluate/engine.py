@@ -1,0 +1,309 @@
+"""One evaluation cycle: plan the queries, fetch each once, judge every instance, step its state.
+
+The engine keeps the alert instances in memory; the daemon persists them and feeds
+them back through ``restore``. Time is always passed in, never read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from agent.collect.models import AnalyticsQuery, Sample
+from agent.evaluate.alerts import AlertState, Transition, fingerprint
+from agent.evaluate.annotate import render
+from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
+from agent.evaluate.conditions import Judgement, judge
+from agent.evaluate.planner import DataRequest, DataSource, plan, rows_for_rule
+from agent.evaluate.rules import Rule
+from agent.evaluate.state import InstanceState, Verdict, step
+from agent.evaluate.values import InstanceKey, split_instances
+from agent.redact import redact
+
+log = structlog.get_logger(__name__)
+
+SOURCE_DOWN = "ContentstackSourceDown"
+
+
+@dataclass
+class Instance:
+    rule: str
+    key: InstanceKey
+    labels: dict[str, str]
+    fingerprint: str
+    state: InstanceState = field(default_factory=InstanceState)
+    tracker: AnomalyTracker | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CycleReport:
+    at: datetime
+    transitions: list[Transition] = field(default_factory=list)
+    #: rule name → why it could not be evaluated
+    errors: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    failed_requests: int = 0
+
+
+class Engine:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        source: DataSource,
+        *,
+        default_interval: timedelta = timedelta(minutes=1),
+        link: str | None = None,
+        max_workers: int = 4,
+        watch_source: bool = True,
+        stack_names: dict[str, str] | None = None,
+    ) -> None:
+        self.source = source
+        self.stack_names = stack_names or {}
+        self.default_interval = default_interval
+        self.link = link
+        self.max_workers = max_workers
+        self.watch_source = watch_source
+        self.rules: dict[str, Rule] = {}
+        self.instances: dict[str, dict[InstanceKey, Instance]] = {}
+        self.next_due: dict[str, datetime] = {}
+        self.source_state = Instance(
+            SOURCE_DOWN,
+            (),
+            {"alertname": SOURCE_DOWN, "severity": "critical"},
+            fingerprint(SOURCE_DOWN, {}),
+        )
+        self.set_rules(rules)
+
+    # -- rule set ---------------------------------------------------------------------------
+
+    def set_rules(self, rules: Sequence[Rule]) -> None:
+        """Swap the rule set; rules whose definition did not change keep their alert state."""
+        kept: dict[str, dict[InstanceKey, Instance]] = {}
+        for rule in rules:
+            previous = self.rules.get(rule.name)
+            if previous == rule and rule.name in self.instances:
+                kept[rule.name] = self.instances[rule.name]
+        self.rules = {rule.name: rule for rule in rules if rule.enabled}
+        self.instances = {name: kept.get(name, {}) for name in self.rules}
+        self.next_due = {name: when for name, when in self.next_due.items() if name in kept}
+
+    def interval(self, rule: Rule) -> timedelta:
+        return rule.interval or self.default_interval
+
+    def due(self, now: datetime) -> list[Rule]:
+        return [r for r in self.rules.values() if self.next_due.get(r.name, now) <= now]
+
+    def all_instances(self) -> list[Instance]:
+        return [i for group in self.instances.values() for i in group.values()]
+
+    def restore(self, instance: Instance) -> None:
+        """Put back an instance read from the state store (ignored if its rule is gone)."""
+        if instance.rule in self.instances:
+            self.instances[instance.rule][instance.key] = instance
+        elif instance.rule == SOURCE_DOWN:
+            self.source_state = instance
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def evaluate(self, now: datetime, rules: Iterable[Rule] | None = None) -> CycleReport:
+        selected = list(self.rules.values()) if rules is None else list(rules)
+        report = CycleReport(at=now)
+        the_plan = plan(selected, now)
+        results = self._fetch_all(the_plan.requests)
+        report.requests = len(the_plan.requests)
+        report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
+        for rule in selected:
+            outcomes = [results[request] for request in the_plan.by_rule[rule.name]]
+            failure = next((o for o in outcomes if isinstance(o, Exception)), None)
+            if failure is not None:
+                message = redact(str(failure)) or type(failure).__name__
+                report.errors[rule.name] = message
+                self._fail_rule(rule, now, message, report)
+            else:
+                rows = rows_for_rule(rule, [o for o in outcomes if isinstance(o, list)])
+                self._judge_rule(rule, rows, now, report)
+            self.next_due[rule.name] = now + self.interval(rule)
+        if self.watch_source and the_plan.requests:
+            self._watch_source(results, now, report)
+        return report
+
+    def _fetch_all(
+        self, requests: list[DataRequest]
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        def fetch(request: DataRequest) -> list[Sample] | Exception:
+            try:
+                return self.source.fetch(request)
+            except Exception as error:  # one failing query must not stop the others
+                log.warning("fetch failed", request=type(request).__name__, error=str(error))
+                return error
+
+        if len(requests) <= 1:
+            return {request: fetch(request) for request in requests}
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(requests))) as pool:
+            return dict(zip(requests, pool.map(fetch, requests), strict=True))
+
+    def _judge_rule(
+        self, rule: Rule, rows: list[Sample], now: datetime, report: CycleReport
+    ) -> None:
+        labels = rule.query.instance_labels
+        groups = split_instances(rows, labels)
+        known = self.instances[rule.name]
+        expected = (
+            {(("stack", stack),) for stack in rule.query.stacks} if labels == ("stack",) else set()
+        )
+        if not labels:
+            expected = {()}
+        for key in sorted(set(groups) | set(known) | expected):
+            instance = known.get(key) or self._new_instance(rule, key)
+            known[key] = instance
+            judgement = judge(rule, groups.get(key, []), now, instance.tracker)
+            self._advance(rule, instance, judgement, now, report)
+
+    def _fail_rule(self, rule: Rule, now: datetime, message: str, report: CycleReport) -> None:
+        known = self.instances[rule.name]
+        if not known:
+            keys = [(("stack", s),) for s in rule.query.stacks] if rule.query.stacks else [()]
+            for key in keys:
+                known[key] = self._new_instance(rule, key)
+        if rule.on_error == "keep":
+            return
+        for instance in known.values():
+            self._advance(rule, instance, Judgement(Verdict.ERROR, None), now, report, message)
+
+    def _advance(
+        self,
+        rule: Rule,
+        instance: Instance,
+        judgement: Judgement,
+        now: datetime,
+        report: CycleReport,
+        error: str | None = None,
+    ) -> None:
+        verdict = judgement.verdict
+        if verdict is Verdict.NODATA:
+            if rule.on_nodata == "keep":
+                return
+            verdict = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}.get(
+                rule.on_nodata, Verdict.NODATA
+            )
+        previous = instance.state
+        instance.state = step(
+            previous,
+            verdict,
+            now,
+            value=judgement.value,
+            for_=rule.for_,
+            clear_for=rule.clear_for,
+            error=error,
+        )
+        if instance.state.state != previous.state:
+            instance.annotations = self._annotations(rule, instance, judgement, error)
+            report.transitions.append(self._transition(rule, instance, previous.state, judgement))
+
+    def _new_instance(self, rule: Rule, key: InstanceKey) -> Instance:
+        labels = {**rule.labels, **{k: v for k, v in key if v}}
+        if labels.get("stack") in self.stack_names:
+            labels["stack_name"] = self.stack_names[labels["stack"]]
+        labels["alertname"] = rule.name
+        labels["severity"] = rule.severity
+        tracker = (
+            AnomalyTracker(rule.condition) if isinstance(rule.condition, AnomalyCondition) else None
+        )
+        return Instance(rule.name, key, labels, fingerprint(rule.name, labels), tracker=tracker)
+
+    def _annotations(
+        self, rule: Rule, instance: Instance, judgement: Judgement, error: str | None
+    ) -> dict[str, str]:
+        state = instance.state
+        context: dict[str, Any] = {
+            "rule": rule.name,
+            "state": state.state.value,
+            "value": judgement.value,
+            "threshold": judgement.threshold,
+            "labels": instance.labels,
+            "stack": instance.labels.get("stack", ""),
+            "service": instance.labels.get("service", ""),
+            "window": rule.query.window,
+            "severity": rule.severity,
+            "link": rule.link or self.link or "",
+            "runbook": rule.runbook or "",
+            "error": error or "",
+            **judgement.details,
+        }
+        annotations = {
+            "summary": render(rule.summary, context),
+            "description": render(rule.description, context),
+            **judgement.details,
+        }
+        if context["link"]:
+            annotations["link"] = context["link"]
+        if rule.runbook:
+            annotations["runbook"] = rule.runbook
+        if error:
+            annotations["error"] = error
+        return {k: v for k, v in annotations.items() if v}
+
+    def _transition(
+        self, rule: Rule, instance: Instance, previous: AlertState, judgement: Judgement
+    ) -> Transition:
+        state = instance.state
+        return Transition(
+            rule=rule.name,
+            fingerprint=instance.fingerprint,
+            labels=dict(instance.labels),
+            previous=previous,
+            state=state.state,
+            at=state.evaluated_at or state.since or datetime.min,
+            value=judgement.value,
+            threshold=judgement.threshold,
+            annotations=dict(instance.annotations),
+            firing_since=state.firing_since,
+            routes=rule.routes,
+            actions=rule.actions,
+        )
+
+    def _watch_source(
+        self,
+        results: dict[DataRequest, list[Sample] | Exception],
+        now: datetime,
+        report: CycleReport,
+    ) -> None:
+        """One meta-alert when the data source itself is down, instead of a storm of errors."""
+        failures = [r for r in results.values() if isinstance(r, Exception)]
+        analytics = [r for q, r in results.items() if isinstance(q, AnalyticsQuery)]
+        # An empty execution log is normal; an organization with no traffic rows at all is not.
+        empty = bool(analytics) and all(isinstance(r, list) and not r for r in analytics)
+        down = (bool(failures) and len(failures) == len(results)) or (not failures and empty)
+        if down and failures:
+            reason = redact(str(failures[0])) or type(failures[0]).__name__
+        else:
+            reason = "no data for the whole organization"
+        instance = self.source_state
+        previous = instance.state
+        instance.state = step(previous, Verdict.BREACHED if down else Verdict.CLEARED, now)
+        if instance.state.state != previous.state:
+            summary = (
+                f"Contentstack data source down: {reason}"
+                if down
+                else "Contentstack data source is back"
+            )
+            instance.annotations = {"summary": summary}
+            report.transitions.append(
+                Transition(
+                    rule=SOURCE_DOWN,
+                    fingerprint=instance.fingerprint,
+                    labels=dict(instance.labels),
+                    previous=previous.state,
+                    state=instance.state.state,
+                    at=now,
+                    value=float(len(failures)),
+                    annotations=dict(instance.annotations),
+                    firing_since=instance.state.firing_since,
+                )
+            )

@@ -1,0 +1,215 @@
+"""Read rule files and report every problem as ``FILE:LINE: field: message``.
+
+tomllib gives no positions for values, so problems found by validation are placed
+by ``locate``: it walks the file's text to the ``[[rule]]`` table, sub-table and
+key that the error names. It is a locator for messages only, never for parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent.evaluate.rules import Rule, RuleFile
+
+_TOML_POSITION = re.compile(r"at line (\d+)")
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LoadedRule:
+    rule: Rule
+    path: Path
+    line: int
+
+
+class RulesInvalid(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    """Every ``*.toml`` under the given files and folders, skipping rule unit tests."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p for p in sorted(path.rglob("*.toml")) if not p.name.endswith(".test.toml")
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def load_rules(paths: Iterable[Path]) -> list[LoadedRule]:
+    """Load and validate every rule; raise RulesInvalid listing all problems at once."""
+    loaded: list[LoadedRule] = []
+    problems: list[Problem] = []
+    for path in rule_files(paths):
+        rules, file_problems = load_rule_file(path)
+        loaded.extend(rules)
+        problems.extend(file_problems)
+    seen: dict[str, LoadedRule] = {}
+    for item in loaded:
+        first = seen.get(item.rule.name)
+        if first is not None:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line,
+                    "name",
+                    f"duplicate rule name {item.rule.name!r} (first defined at "
+                    f"{first.path}:{first.line})",
+                )
+            )
+        else:
+            seen[item.rule.name] = item
+    if problems:
+        raise RulesInvalid(problems)
+    return loaded
+
+
+def load_rule_file(path: Path) -> tuple[list[LoadedRule], list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return [], [Problem(path, 1, "file", f"cannot read: {error}")]
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = str(error)
+        match = _TOML_POSITION.search(message)
+        line = int(match.group(1)) if match else max(1, text.count("\n"))
+        return [], [Problem(path, line, "toml", f"syntax error: {message}")]
+    return validate_document(path, text, document)
+
+
+def validate_document(
+    path: Path, text: str, document: dict[str, Any]
+) -> tuple[list[LoadedRule], list[Problem]]:
+    lines = text.splitlines()
+    problems: list[Problem] = []
+    unknown_top = [key for key in document if key != "rule"]
+    for key in unknown_top:
+        problems.append(
+            Problem(path, locate(lines, (key,)), key, "unknown table; rule files hold [[rule]]")
+        )
+    raw_rules = document.get("rule", [])
+    if not isinstance(raw_rules, list):
+        problems.append(Problem(path, 1, "rule", "use [[rule]] tables (an array of tables)"))
+        return [], problems
+    loaded: list[LoadedRule] = []
+    for index, raw in enumerate(raw_rules):
+        rule_line = locate(lines, ("rule", index))
+        try:
+            rule = RuleFile.model_validate({"rule": [raw]}).rule[0]
+        except ValidationError as error:
+            for issue in error.errors(include_url=False, include_input=False):
+                location = ("rule", index, *issue["loc"][2:])
+                field = _field_name(raw, issue["loc"][2:])
+                problems.append(Problem(path, locate(lines, location), field, _message(issue)))
+            continue
+        loaded.append(LoadedRule(rule, path, rule_line))
+    return loaded, problems
+
+
+def _field_name(raw: Any, loc: tuple[Any, ...]) -> str:
+    """``rule[name].condition.value`` from a pydantic location, skipping union tags."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    parts = [f"rule[{name}]" if isinstance(name, str) else "rule"]
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+        elif part in {"threshold", "change", "nodata", "anomaly"} and parts[-1].endswith(
+            "condition"
+        ):
+            continue  # pydantic's discriminator tag, not a key the user wrote
+        elif isinstance(part, str) and not part.startswith("function-"):
+            parts.append("for" if part == "for_" else part)
+    return ".".join(parts)
+
+
+def _message(issue: Any) -> str:
+    message = str(issue["msg"])
+    if issue["type"] == "extra_forbidden":
+        return "unknown key"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return message
+
+
+def locate(lines: list[str], location: tuple[Any, ...]) -> int:
+    """Best line number (1-based) for a location such as ("rule", 2, "query", "window")."""
+    keys = [part for part in location if isinstance(part, str) and part not in _UNION_TAGS]
+    if not keys:
+        return 1
+    top = keys[0]
+    index = next((part for part in location if isinstance(part, int)), None)
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith(f"[[{top}]]")]
+    if index is None or not starts:
+        return _find_key(lines, 0, len(lines), top) or _find_header(lines, top) or 1
+    if index >= len(starts):
+        return 1
+    start = starts[index]
+    end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+    best = start + 1
+    table = top
+    cursor = start
+    for key in keys[1:]:
+        key = "for" if key == "for_" else key
+        header = _find_header(lines, f"{table}.{key}", start, end)
+        if header:
+            best = header
+            table = f"{table}.{key}"
+            cursor = header - 1
+            continue
+        found = _find_key(lines, cursor, _table_end(lines, cursor, end), key)
+        if found:
+            best = found
+            cursor = found - 1
+        break
+    return best
+
+
+_UNION_TAGS = {"threshold", "change", "nodata", "anomaly"}
+
+
+def _table_end(lines: list[str], table_start: int, limit: int) -> int:
+    for number in range(table_start + 1, limit):
+        if _HEADER.match(lines[number]):
+            return number
+    return limit
+
+
+def _find_header(lines: list[str], dotted: str, start: int = 0, end: int | None = None) -> int:
+    for number in range(start, len(lines) if end is None else end):
+        match = _HEADER.match(lines[number])
+        if match and match.group(1).replace(" ", "") == dotted:
+            return number + 1
+    return 0
+
+
+def _find_key(lines: list[str], start: int, end: int, key: str) -> int:
+    pattern = re.compile(rf"(^|[{{,\s])[\"']?{re.escape(key)}[\"']?\s*=")
+    for number in range(start, end):
+        if pattern.search(lines[number].split("#", 1)[0]):
+            return number + 1
+    return 0

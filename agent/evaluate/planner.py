@@ -1,0 +1,134 @@
+"""Query planning: every cycle, fetch each distinct API query once.
+
+Rules that read the same endpoint with the same granularity, stack and extra
+parameters share one request: its date range is the union of theirs and its
+services the union of theirs, and each rule then keeps the rows it asked for.
+100 rules on CDN status codes cost one Analytics job, not 100.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from agent.collect.models import AnalyticsQuery, Metric, Sample
+from agent.evaluate.conditions import lookback
+from agent.evaluate.rules import Rule
+
+
+@dataclass(frozen=True)
+class ExecutionsRequest:
+    """The execution log of one Automations project (``"*"``: every project) since a time."""
+
+    project_id: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class SeriesRequest:
+    """Offline series (rule tests and CSV backtests); never sent to an API."""
+
+
+DataRequest = AnalyticsQuery | ExecutionsRequest | SeriesRequest
+
+
+class DataSource(Protocol):
+    def fetch(self, request: DataRequest) -> list[Sample]: ...
+
+
+@dataclass
+class Plan:
+    requests: list[DataRequest] = field(default_factory=list)
+    #: rule name → the planned requests whose rows it reads
+    by_rule: dict[str, list[DataRequest]] = field(default_factory=dict)
+
+
+def rule_requests(rule: Rule, now: datetime, extra: timedelta = timedelta(0)) -> list[DataRequest]:
+    """What one rule needs at ``now`` (reaching ``extra`` further back), before merging."""
+    query = rule.query
+    if query.metric == "series":
+        return [SeriesRequest()]
+    start = now - lookback(rule) - extra
+    if query.metric == "executions":
+        since = start.replace(second=0, microsecond=0)
+        return [ExecutionsRequest(project, since) for project in (query.projects or ("*",))]
+    return [
+        AnalyticsQuery(
+            metric=Metric(query.metric),
+            start=start.date(),
+            end=now.date(),
+            duration=query.effective_granularity,
+            services=tuple(sorted(query.services)),
+            api_key=stack,
+            params=tuple(query.params.items()),
+        )
+        for stack in (query.stacks or (None,))
+    ]
+
+
+_ROWS_WITHOUT_SERVICE = frozenset({Metric.USAGE, Metric.SUBSCRIPTION})
+
+
+def _merge_key(request: DataRequest) -> tuple[object, ...]:
+    if isinstance(request, AnalyticsQuery):
+        key = ("analytics", request.metric, request.duration, request.api_key, request.params)
+        # Usage rows carry no service: merging services would add up different totals.
+        if request.metric in _ROWS_WITHOUT_SERVICE:
+            return (*key, request.services)
+        return key
+    if isinstance(request, ExecutionsRequest):
+        return ("executions", request.project_id)
+    return ("series",)
+
+
+def _merge(requests: Sequence[DataRequest]) -> DataRequest:
+    first = requests[0]
+    if isinstance(first, AnalyticsQuery):
+        queries = [r for r in requests if isinstance(r, AnalyticsQuery)]
+        services = sorted({s for q in queries for s in q.services})
+        return AnalyticsQuery(
+            metric=first.metric,
+            start=min(q.start for q in queries),
+            end=max(q.end for q in queries),
+            duration=first.duration,
+            services=tuple(services),
+            api_key=first.api_key,
+            params=first.params,
+        )
+    if isinstance(first, ExecutionsRequest):
+        since = min(r.since for r in requests if isinstance(r, ExecutionsRequest))
+        return ExecutionsRequest(first.project_id, since)
+    return first
+
+
+def plan(rules: Iterable[Rule], now: datetime, extra: timedelta = timedelta(0)) -> Plan:
+    wanted: dict[tuple[object, ...], list[DataRequest]] = defaultdict(list)
+    rule_keys: dict[str, list[tuple[object, ...]]] = {}
+    for rule in rules:
+        keys = []
+        for request in rule_requests(rule, now, extra):
+            key = _merge_key(request)
+            wanted[key].append(request)
+            keys.append(key)
+        rule_keys[rule.name] = keys
+    merged = {key: _merge(requests) for key, requests in wanted.items()}
+    return Plan(
+        requests=list(merged.values()),
+        by_rule={name: [merged[key] for key in keys] for name, keys in rule_keys.items()},
+    )
+
+
+def rows_for_rule(rule: Rule, fetched: Iterable[list[Sample]]) -> list[Sample]:
+    """A rule's share of merged results: only the services it asked for."""
+    services = set(rule.query.services)
+    rows: list[Sample] = []
+    for samples in fetched:
+        rows.extend(
+            s
+            for s in samples
+            if not services or "service" not in s.labels or s.labels["service"] in services
+        )
+    return rows

@@ -1,0 +1,102 @@
+"""The alert state machine: a pure function of (previous state, verdict, now).
+
+inactive → pending → firing → resolved, with ``for`` (how long a breach must last
+before firing) and ``clear_for`` (how long the clear condition must hold before a
+firing alert resolves). Between the firing and the clear threshold (hysteresis) a
+firing alert stays firing and its clear timer restarts, so a flapping value does
+not flap the alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from agent.evaluate.alerts import AlertState
+
+
+class Verdict(StrEnum):
+    BREACHED = "breached"  # the firing condition holds
+    CLEARED = "cleared"  # the clear condition holds
+    BETWEEN = "between"  # neither: inside the hysteresis band
+    NODATA = "nodata"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    state: AlertState = AlertState.INACTIVE
+    #: when the instance entered ``state``.
+    since: datetime | None = None
+    pending_since: datetime | None = None
+    firing_since: datetime | None = None
+    #: while firing: since when the clear condition has held without a break.
+    clearing_since: datetime | None = None
+    value: float | None = None
+    evaluated_at: datetime | None = None
+    error: str | None = None
+
+
+_QUIET = (AlertState.INACTIVE, AlertState.RESOLVED, AlertState.NODATA, AlertState.ERROR)
+
+
+def step(
+    previous: InstanceState,
+    verdict: Verdict,
+    now: datetime,
+    *,
+    value: float | None = None,
+    for_: timedelta = timedelta(0),
+    clear_for: timedelta = timedelta(0),
+    error: str | None = None,
+) -> InstanceState:
+    current = replace(previous, value=value, evaluated_at=now, error=error)
+    state = previous.state
+
+    if verdict is Verdict.NODATA or verdict is Verdict.ERROR:
+        target = AlertState.NODATA if verdict is Verdict.NODATA else AlertState.ERROR
+        if state is target:
+            return current
+        return _enter(current, target, now, firing_since=None)
+
+    if state is AlertState.FIRING:
+        if verdict is Verdict.CLEARED:
+            clearing_since = previous.clearing_since or now
+            if now - clearing_since >= clear_for:
+                return _enter(current, AlertState.RESOLVED, now, firing_since=previous.firing_since)
+            return replace(current, clearing_since=clearing_since)
+        return replace(current, clearing_since=None)
+
+    if state is AlertState.PENDING:
+        if verdict is not Verdict.BREACHED:
+            return _enter(current, AlertState.INACTIVE, now, firing_since=None)
+        assert previous.pending_since is not None
+        if now - previous.pending_since >= for_:
+            return _enter(current, AlertState.FIRING, now, firing_since=now)
+        return current
+
+    # inactive, resolved, nodata or error
+    if verdict is Verdict.BREACHED:
+        if for_ <= timedelta(0):
+            return _enter(current, AlertState.FIRING, now, firing_since=now)
+        return replace(
+            _enter(current, AlertState.PENDING, now, firing_since=None), pending_since=now
+        )
+    if state in (AlertState.NODATA, AlertState.ERROR):
+        return _enter(current, AlertState.INACTIVE, now, firing_since=None)
+    assert state in _QUIET
+    return current
+
+
+def _enter(
+    current: InstanceState, state: AlertState, now: datetime, *, firing_since: datetime | None
+) -> InstanceState:
+    return replace(
+        current,
+        state=state,
+        since=now,
+        pending_since=None,
+        clearing_since=None,
+        firing_since=firing_since,
+    )

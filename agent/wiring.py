@@ -1,0 +1,69 @@
+"""Assemble the pipeline from configuration: rules, clients, data source, engine.
+
+Shared by ``once``, ``backtest``, ``run`` and ``demo`` so each wires the parts the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.clock import Clock
+from agent.collect import Clients, build_clients
+from agent.config import ConfigError, Settings, load_settings
+from agent.evaluate.engine import Engine
+from agent.evaluate.loader import Problem, RulesInvalid, load_rules
+from agent.evaluate.rules import Rule, resolve_stacks
+from agent.evaluate.sources import LiveSource
+
+
+def load_config(path: Path | None, *, explicit: bool) -> Settings:
+    """The settings from ``path``; a missing file is an error only when the user named it."""
+    return load_settings(path, required=explicit)
+
+
+def load_rule_set(settings: Settings) -> list[Rule]:
+    """Every rule under the configured rule paths, with stack names resolved to API keys."""
+    missing = [p for p in settings.agent.rule_paths if not p.exists()]
+    if missing:
+        raise ConfigError([f"{p}: rule path not found" for p in missing])
+    loaded = load_rules(settings.agent.rule_paths)
+    rules: list[Rule] = []
+    problems: list[Problem] = []
+    for item in loaded:
+        try:
+            rules.append(resolve_stacks(item.rule, settings.contentstack.stacks))
+        except ValueError as error:
+            problems.append(Problem(item.path, item.line, "query.stacks", str(error)))
+    if problems:
+        raise RulesInvalid(problems)
+    return rules
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    clients: Clients
+    engine: Engine
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def build_pipeline(settings: Settings, clock: Clock, rules: list[Rule] | None = None) -> Pipeline:
+    problem = settings.contentstack.credentials_problem()
+    if problem:
+        raise ConfigError([problem])
+    rules = load_rule_set(settings) if rules is None else rules
+    clients = build_clients(settings.contentstack, clock)
+    source = LiveSource(
+        clients.analytics, clients.automations, settings.contentstack.automations_projects
+    )
+    engine = Engine(
+        rules,
+        source,
+        default_interval=settings.agent.default_interval,
+        link=settings.agent.link,
+        stack_names={key: name for name, key in settings.contentstack.stacks.items()},
+    )
+    return Pipeline(settings, clients, engine)

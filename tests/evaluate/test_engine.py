@@ -1,0 +1,229 @@
+"""Conditions evaluated through the engine with explicit times (no I/O, no sleeping)."""
+
+from datetime import timedelta
+
+import pytest
+
+from agent.evaluate.alerts import AlertState
+from agent.evaluate.engine import SOURCE_DOWN, Engine
+from agent.evaluate.sources import MemorySource
+
+from .helpers import MIN, T0, CountingSource, per_minute, rule
+
+STATUS_RULE = """
+name = "{name}"
+for = "{for_}"
+summary = "{{{{ value | pct }}}} of {{{{ stack }}}} failing (limit {{{{ threshold | pct }}}})"
+[query]
+metric = "status_codes"
+services = ["cdn"]
+stacks = ["s1", "s2"]
+window = "3m"
+[value]
+function = "ratio"
+numerator = {{ status = "5xx" }}
+[condition]
+type = "threshold"
+op = ">"
+value = 0.1
+"""
+
+
+def status_rows(stack: str, ok: list[float], errors: list[float]):
+    labels = {"service": "cdn", "stack": stack}
+    return per_minute("http-statuses", {**labels, "status": "200"}, ok) + per_minute(
+        "http-statuses", {**labels, "status": "500"}, errors
+    )
+
+
+def states(engine, rule_name):
+    return {
+        dict(i.key).get("stack", ""): i.state.state for i in engine.instances[rule_name].values()
+    }
+
+
+def test_each_stack_is_its_own_instance_with_its_own_state():
+    rows = status_rows("s1", [100] * 10, [50] * 10) + status_rows("s2", [100] * 10, [0] * 10)
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="0s"))], MemorySource(rows))
+    report = engine.evaluate(T0 + 5 * MIN)
+    assert states(engine, "r") == {"s1": AlertState.FIRING, "s2": AlertState.INACTIVE}
+    (transition,) = report.transitions
+    assert transition.labels["stack"] == "s1"
+    assert transition.labels["alertname"] == "r"
+    assert transition.value == pytest.approx(50 / 150)
+    assert transition.annotations["summary"] == "33.3% of s1 failing (limit 10%)"
+
+
+def test_listed_stack_without_rows_is_nodata():
+    rows = status_rows("s1", [100] * 10, [0] * 10)
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="0s"))], MemorySource(rows))
+    engine.evaluate(T0 + 5 * MIN)
+    assert states(engine, "r") == {"s1": AlertState.INACTIVE, "s2": AlertState.NODATA}
+
+
+def test_for_holds_the_alert_pending_across_evaluations():
+    rows = status_rows("s1", [100] * 20, [50] * 20)
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="2m"))], MemorySource(rows))
+    seen = []
+    for minute in range(4, 8):
+        engine.evaluate(T0 + minute * MIN)
+        seen.append(states(engine, "r")["s1"])
+    assert seen == [AlertState.PENDING, AlertState.PENDING, AlertState.FIRING, AlertState.FIRING]
+
+
+def test_incomplete_current_bucket_is_not_counted():
+    # the only error row is dated in the minute still in progress: it must not count yet
+    rows = status_rows("s1", [100] * 6, [0, 0, 0, 0, 0, 90])
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="0s"))], MemorySource(rows))
+    engine.evaluate(T0 + 5 * MIN + timedelta(seconds=30))
+    assert states(engine, "r")["s1"] is AlertState.INACTIVE
+    engine.evaluate(T0 + 6 * MIN + timedelta(seconds=30))
+    assert states(engine, "r")["s1"] is AlertState.FIRING
+
+
+NODATA_RULE = """
+name = "silent"
+[query]
+metric = "status_codes"
+services = ["cdn"]
+window = "5m"
+[condition]
+type = "nodata"
+duration = "10m"
+"""
+
+
+def test_nodata_condition_fires_when_rows_stop_and_clears_when_they_return():
+    rows = per_minute("http-statuses", {"service": "cdn", "status": "200"}, [5] * 10)
+    rows += per_minute("http-statuses", {"service": "cdn", "status": "200"}, [5] * 5, T0 + 30 * MIN)
+    engine = Engine([rule(NODATA_RULE)], MemorySource(rows))
+    observed = {}
+    for minute in (9, 19, 20, 32):
+        engine.evaluate(T0 + minute * MIN)
+        observed[minute] = engine.instances["silent"][()].state.state
+    assert observed == {
+        9: AlertState.INACTIVE,
+        # the minute in progress does not count: at 19m the look-back is (8m, 18m]
+        19: AlertState.INACTIVE,
+        20: AlertState.FIRING,
+        32: AlertState.RESOLVED,
+    }
+
+
+@pytest.mark.parametrize(
+    "on_nodata,expected",
+    [
+        ("nodata", AlertState.NODATA),
+        ("ok", AlertState.INACTIVE),
+        ("alerting", AlertState.FIRING),
+        ("keep", AlertState.INACTIVE),
+    ],
+)
+def test_on_nodata_choices(on_nodata, expected):
+    text = STATUS_RULE.format(name="r", for_="0s").replace(
+        'name = "r"', f'name = "r"\non_nodata = "{on_nodata}"'
+    )
+    engine = Engine([rule(text)], MemorySource([]))
+    engine.evaluate(T0)
+    assert states(engine, "r")["s1"] is expected
+
+
+CHANGE_RULE = """
+name = "surge"
+[query]
+metric = "usage"
+window = "10m"
+granularity = "minute"
+[value]
+function = "sum"
+field = "total_cdn_bandwidth"
+[condition]
+type = "change"
+reference = "1h"
+mode = "{mode}"
+op = ">"
+value = {value}
+min_reference = {min_reference}
+"""
+
+
+def bandwidth(values):
+    return per_minute("usage", {}, values, field="total_cdn_bandwidth")
+
+
+@pytest.mark.parametrize(
+    "mode,value,expected_change",
+    [("percent", 50, 100.0), ("absolute", 500, 1000.0)],
+)
+def test_change_against_the_reference_window(mode, value, expected_change):
+    series = [100.0] * 60 + [200.0] * 15
+    engine = Engine(
+        [rule(CHANGE_RULE.format(mode=mode, value=value, min_reference=0))],
+        MemorySource(bandwidth(series)),
+    )
+    report = engine.evaluate(T0 + 71 * MIN)
+    (transition,) = report.transitions
+    assert transition.state is AlertState.FIRING
+    assert transition.value == pytest.approx(expected_change)
+    assert transition.annotations["reference"] == "1000"
+
+
+def test_change_ignores_tiny_reference_windows():
+    series = [1.0] * 60 + [50.0] * 15
+    engine = Engine(
+        [rule(CHANGE_RULE.format(mode="percent", value=50, min_reference=100))],
+        MemorySource(bandwidth(series)),
+    )
+    engine.evaluate(T0 + 71 * MIN)
+    assert engine.instances["surge"][()].state.state is AlertState.INACTIVE
+
+
+def test_fetch_error_puts_instances_in_error_and_raises_one_source_down_alert():
+    rows = status_rows("s1", [100] * 10, [0] * 10) + status_rows("s2", [100] * 10, [0] * 10)
+    source = CountingSource(MemorySource(rows))
+    engine = Engine([rule(STATUS_RULE.format(name=f"r{i}", for_="0s")) for i in range(3)], source)
+    engine.evaluate(T0 + 5 * MIN)
+    source.error = RuntimeError("API unreachable")
+    report = engine.evaluate(T0 + 6 * MIN)
+    down = [t for t in report.transitions if t.rule == SOURCE_DOWN]
+    assert len(down) == 1 and down[0].state is AlertState.FIRING
+    assert "API unreachable" in down[0].annotations["summary"]
+    errors = [t for t in report.transitions if t.state is AlertState.ERROR]
+    assert len(errors) == 6  # 3 rules x 2 stacks, each marked, the notifier inhibits them
+    assert all(t.annotations["error"] == "API unreachable" for t in errors)
+    source.error = None
+    report = engine.evaluate(T0 + 7 * MIN)
+    down = [t for t in report.transitions if t.rule == SOURCE_DOWN]
+    assert down[0].state is AlertState.RESOLVED
+
+
+def test_an_organization_without_any_rows_is_a_source_down():
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="0s"))], MemorySource([]))
+    report = engine.evaluate(T0)
+    (down,) = [t for t in report.transitions if t.rule == SOURCE_DOWN]
+    assert "no data for the whole organization" in down.annotations["summary"]
+
+
+def test_reload_keeps_state_of_unchanged_rules_only():
+    rows = status_rows("s1", [100] * 10, [50] * 10)
+    kept = rule(STATUS_RULE.format(name="kept", for_="0s"))
+    changed = rule(STATUS_RULE.format(name="changed", for_="0s"))
+    engine = Engine([kept, changed], MemorySource(rows))
+    engine.evaluate(T0 + 5 * MIN)
+    assert states(engine, "changed")["s1"] is AlertState.FIRING
+    edited = rule(STATUS_RULE.format(name="changed", for_="5m"))
+    added = rule(STATUS_RULE.format(name="added", for_="0s"))
+    engine.set_rules([kept, edited, added])
+    assert states(engine, "kept")["s1"] is AlertState.FIRING
+    assert engine.instances["changed"] == {}
+    assert engine.instances["added"] == {}
+
+
+def test_due_rules_follow_their_intervals():
+    fast = rule(STATUS_RULE.format(name="fast", for_="0s"))
+    slow = rule(STATUS_RULE.format(name="slow", for_="0s").replace('for = "0s"', 'interval = "5m"'))
+    engine = Engine([fast, slow], MemorySource([]), default_interval=MIN)
+    assert {r.name for r in engine.due(T0)} == {"fast", "slow"}
+    engine.evaluate(T0)
+    assert {r.name for r in engine.due(T0 + MIN)} == {"fast"}
+    assert {r.name for r in engine.due(T0 + 5 * MIN)} == {"fast", "slow"}

@@ -1,0 +1,93 @@
+"""Every transition of the alert state machine, driven by explicit times."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent.evaluate.alerts import AlertState
+from agent.evaluate.state import InstanceState, Verdict, step
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def run(verdicts, *, for_=timedelta(0), clear_for=timedelta(0), start=InstanceState()):
+    state = start
+    states = []
+    for minute, verdict in enumerate(verdicts):
+        state = step(state, verdict, T0 + minute * MIN, value=1.0, for_=for_, clear_for=clear_for)
+        states.append(state.state)
+    return state, states
+
+
+B, C, N, X, E = Verdict.BREACHED, Verdict.CLEARED, Verdict.BETWEEN, Verdict.NODATA, Verdict.ERROR
+I, P, F, R = AlertState.INACTIVE, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED
+
+
+def test_breach_without_for_fires_at_once_and_records_since():
+    state, states = run([C, B])
+    assert states == [I, F]
+    assert state.firing_since == T0 + MIN
+    assert state.since == T0 + MIN
+
+
+def test_pending_until_for_has_elapsed():
+    state, states = run([B, B, B, B], for_=3 * MIN)
+    assert states == [P, P, P, F]
+    assert state.firing_since == T0 + 3 * MIN
+
+
+def test_pending_goes_back_to_inactive_when_the_breach_stops():
+    _, states = run([B, B, C, B], for_=5 * MIN)
+    assert states == [P, P, I, P]
+
+
+def test_pending_resets_in_the_hysteresis_band():
+    _, states = run([B, N], for_=5 * MIN)
+    assert states == [P, I]
+
+
+def test_firing_resolves_only_after_clear_for():
+    state, states = run([B, C, C, C], clear_for=2 * MIN)
+    assert states == [F, F, F, R]
+    assert state.firing_since == T0  # the resolved episode remembers when it began
+
+
+def test_hysteresis_band_keeps_firing_and_restarts_the_clear_timer():
+    _, states = run([B, C, N, C, C, C], clear_for=2 * MIN)
+    assert states == [F, F, F, F, F, R]
+
+
+def test_breach_during_clearing_restarts_clear_timer():
+    _, states = run([B, C, B, C, C], clear_for=MIN)
+    assert states == [F, F, F, F, R]
+
+
+def test_resolved_fires_again_on_a_new_breach_with_a_new_episode():
+    state, states = run([B, C, C, B])
+    assert states == [F, R, R, F]
+    assert state.firing_since == T0 + 3 * MIN
+
+
+@pytest.mark.parametrize("verdict,target", [(X, AlertState.NODATA), (E, AlertState.ERROR)])
+def test_nodata_and_error_are_states_of_their_own(verdict, target):
+    state, states = run([B, verdict, verdict, C])
+    assert states == [F, target, target, I]
+    assert state.firing_since is None
+
+
+def test_error_message_is_kept_on_the_state():
+    state = step(InstanceState(), E, T0, error="API down")
+    assert state.state is AlertState.ERROR
+    assert state.error == "API down"
+
+
+def test_breach_after_nodata_goes_through_pending():
+    _, states = run([X, B, B], for_=MIN)
+    assert states == [AlertState.NODATA, P, F]
+
+
+def test_value_and_evaluation_time_are_recorded():
+    state = step(InstanceState(), C, T0, value=0.25)
+    assert state.value == 0.25
+    assert state.evaluated_at == T0

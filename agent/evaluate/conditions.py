@@ -84,6 +84,9 @@ def judge(
         return Judgement(Verdict.BREACHED if not rows else Verdict.CLEARED, count, 0.0)
 
     value = reduce_window(rule.value, in_window(samples, until - rule.query.window, until))
+    if value is None and rule.query.metric == "executions" and rule.value.function != "ratio":
+        # The execution log records events: no events in the window is zero, not missing data.
+        value = 0.0
     if isinstance(condition, ThresholdCondition):
         if value is None:
             return Judgement(Verdict.NODATA, None, condition.value)

@@ -29,6 +29,16 @@ log = structlog.get_logger(__name__)
 
 SOURCE_DOWN = "ContentstackSourceDown"
 
+#: template variables that only some conditions fill in; None ("n/a") elsewhere
+_DETAIL_NAMES = (
+    "expected",
+    "expected_lower",
+    "expected_upper",
+    "anomaly_score",
+    "current",
+    "reference",
+)
+
 
 @dataclass
 class Instance:
@@ -234,6 +244,7 @@ class Engine:
             "link": rule.link or self.link or "",
             "runbook": rule.runbook or "",
             "error": error or "",
+            **dict.fromkeys(_DETAIL_NAMES),
             **judgement.details,
         }
         annotations = {

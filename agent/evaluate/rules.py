@@ -53,7 +53,8 @@ class _Strict(BaseModel):
 Filter = dict[str, str | list[str]]
 
 
-def _check_filter(where: Filter) -> Filter:
+def _check_status_filter(where: Filter) -> None:
+    """HTTP status filters take codes, classes and ranges; typos would match nothing silently."""
     for key, wanted in where.items():
         values = wanted if isinstance(wanted, list) else [wanted]
         if key == "status":
@@ -64,7 +65,6 @@ def _check_filter(where: Filter) -> Filter:
                         f"status filter {value!r}: use a code ('503'), a class ('5xx') "
                         "or a range ('500-599'), optionally negated with '!'"
                     )
-    return where
 
 
 class QuerySpec(_Strict):
@@ -158,8 +158,6 @@ class ValueSpec(_Strict):
     denominator: Filter = Field(default_factory=dict)
     #: a ratio with a denominator below this is "no data" rather than a noisy number.
     min_denominator: float = Field(default=1.0, ge=0)
-
-    _filters = field_validator("where", "numerator", "denominator")(_check_filter)
 
     @model_validator(mode="after")
     def _ratio_needs_numerator(self) -> ValueSpec:
@@ -255,6 +253,9 @@ class Rule(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> Rule:
         condition = self.condition
+        if self.query.metric == Metric.HTTP_STATUSES:
+            for where in (self.value.where, self.value.numerator, self.value.denominator):
+                _check_status_filter(where)
         if isinstance(condition, ThresholdCondition) and self.clear is not None:
             self._check_hysteresis(condition, self.clear)
         if self.value.function == "ratio" and isinstance(condition, ThresholdCondition):

@@ -11,8 +11,8 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 
-def run(verdicts, *, for_=timedelta(0), clear_for=timedelta(0), start=InstanceState()):
-    state = start
+def run(verdicts, *, for_=timedelta(0), clear_for=timedelta(0)):
+    state = InstanceState()
     states = []
     for minute, verdict in enumerate(verdicts):
         state = step(state, verdict, T0 + minute * MIN, value=1.0, for_=for_, clear_for=clear_for)
@@ -21,12 +21,12 @@ def run(verdicts, *, for_=timedelta(0), clear_for=timedelta(0), start=InstanceSt
 
 
 B, C, N, X, E = Verdict.BREACHED, Verdict.CLEARED, Verdict.BETWEEN, Verdict.NODATA, Verdict.ERROR
-I, P, F, R = AlertState.INACTIVE, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED
+INACT, P, F, R = AlertState.INACTIVE, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED
 
 
 def test_breach_without_for_fires_at_once_and_records_since():
     state, states = run([C, B])
-    assert states == [I, F]
+    assert states == [INACT, F]
     assert state.firing_since == T0 + MIN
     assert state.since == T0 + MIN
 
@@ -39,12 +39,12 @@ def test_pending_until_for_has_elapsed():
 
 def test_pending_goes_back_to_inactive_when_the_breach_stops():
     _, states = run([B, B, C, B], for_=5 * MIN)
-    assert states == [P, P, I, P]
+    assert states == [P, P, INACT, P]
 
 
 def test_pending_resets_in_the_hysteresis_band():
     _, states = run([B, N], for_=5 * MIN)
-    assert states == [P, I]
+    assert states == [P, INACT]
 
 
 def test_firing_resolves_only_after_clear_for():
@@ -72,7 +72,7 @@ def test_resolved_fires_again_on_a_new_breach_with_a_new_episode():
 @pytest.mark.parametrize("verdict,target", [(X, AlertState.NODATA), (E, AlertState.ERROR)])
 def test_nodata_and_error_are_states_of_their_own(verdict, target):
     state, states = run([B, verdict, verdict, C])
-    assert states == [F, target, target, I]
+    assert states == [F, target, target, INACT]
     assert state.firing_since is None
 
 

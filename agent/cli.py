@@ -79,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--format", choices=("jsonl", "json", "table"), default="jsonl")
     backtest.set_defaults(handler=cmd_backtest)
 
+    demo = commands.add_parser(
+        "demo", help="run the agent against the built-in simulator (no credentials needed)"
+    )
+    demo.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config.example.toml"),
+        help="config whose rules the demo evaluates (default: config.example.toml)",
+    )
+    demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
+    demo.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second"
+    )
+    demo.set_defaults(handler=cmd_demo)
+
     from agent.simulator import cli as simulator_cli
 
     simulate = commands.add_parser("simulate", help="serve the local Contentstack simulator")
@@ -101,6 +116,18 @@ def _settings(args: argparse.Namespace) -> Any:
     settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
     configure_logging(settings.agent.log_level)
     return settings
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+
+    if args.duration <= 0 or args.speed <= 0:
+        print("error: --duration and --speed must be positive", file=sys.stderr)
+        return 2
+    settings = load_config(args.config, explicit=True)
+    configure_logging("warning")
+    report = run_demo(settings, duration=args.duration, speed=args.speed)
+    return 0 if report.evaluations else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:

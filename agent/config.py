@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agent.durations import parse_duration
+from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
@@ -160,43 +161,6 @@ class AgentSettings(_Section):
     _durations = field_validator("default_interval", mode="before")(_as_timedelta)
 
 
-class ChannelSettings(_Section):
-    name: str
-    #: Apprise URLs; they may carry credentials and are never logged.
-    urls: list[SecretStr] = Field(default_factory=list)
-    #: files holding one Apprise URL per line (e.g. mounted secrets).
-    url_files: list[Path] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _load_urls(self) -> ChannelSettings:
-        for path in self.url_files:
-            for line in _read_secret_file(path, f"channel {self.name} URL").splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    self.urls.append(SecretStr(line.strip()))
-        if not self.urls:
-            raise ValueError(f"channel {self.name!r} has no urls")
-        for url in self.urls:
-            register_secret(url.get_secret_value())
-        return self
-
-
-class NotifySettings(_Section):
-    channels: list[ChannelSettings] = Field(default_factory=list)
-    #: channels used by rules that name none.
-    default_channels: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _check_names(self) -> NotifySettings:
-        names = [channel.name for channel in self.channels]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate channel names: {', '.join(duplicates)}")
-        unknown = [name for name in self.default_channels if name not in names]
-        if unknown:
-            raise ValueError(f"default_channels names unknown channels: {', '.join(unknown)}")
-        return self
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STACKWATCH_",
@@ -207,7 +171,7 @@ class Settings(BaseSettings):
 
     contentstack: ContentstackSettings = Field(default_factory=ContentstackSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
-    notify: NotifySettings = Field(default_factory=NotifySettings)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""NAB (Numenta Anomaly Benchmark) scorer and backtest of the recommended anomaly rule."""

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.collect.models import Sample
+from agent.evaluate.alerts import AlertState
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import judge_anomaly, threshold_verdict
+from agent.evaluate.conditions import threshold_verdict
 from agent.evaluate.engine import Engine
 from agent.evaluate.loader import load_rules
 from agent.evaluate.planner import DataSource, plan
 from agent.evaluate.rules import Rule, ThresholdCondition
 from agent.evaluate.sources import MemorySource
-from agent.evaluate.state import InstanceState, step
+from agent.evaluate.state import InstanceState, Verdict, step
 
 
 class CsvError(ValueError):
@@ -83,25 +84,43 @@ def backtest_csv(rules_path: Path, csv_paths: Sequence[Path]) -> Iterator[dict[s
 
 
 def replay_series(rule: Rule, rows: Sequence[Row], *, series: str) -> Iterator[dict[str, Any]]:
-    """The hot loop of CSV backtests: the row's value is the rule's value."""
+    """The hot loop of CSV backtests: the row's value is the rule's value.
+
+    Steps that cannot change anything (quiet and not breached, or firing and still
+    breached) are skipped: the replay reports transitions, not per-row values.
+    """
     condition = rule.condition
     tracker = AnomalyTracker(condition) if isinstance(condition, AnomalyCondition) else None
     state = InstanceState()
     for_, clear_for = rule.for_, rule.clear_for
+    quiet = (AlertState.INACTIVE, AlertState.RESOLVED)
     for row in rows:
         at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
         if tracker is not None:
-            verdict = judge_anomaly(tracker, at, row.value).verdict
+            observation = tracker.observe(at, row.value)
+            if observation.breached:
+                verdict = Verdict.BREACHED
+            elif observation.recovered:
+                verdict = Verdict.CLEARED
+            else:
+                verdict = Verdict.BETWEEN
         else:
             assert isinstance(condition, ThresholdCondition)
             verdict = threshold_verdict(row.value, condition.op, condition.value, rule.clear)
+        current = state.state
+        if (verdict is not Verdict.BREACHED and current in quiet) or (
+            verdict is Verdict.BREACHED
+            and current is AlertState.FIRING
+            and state.clearing_since is None
+        ):
+            continue
         new = step(state, verdict, at, value=row.value, for_=for_, clear_for=clear_for)
-        if new.state is not state.state:
+        if new.state is not current:
             yield {
                 "series": series,
                 "rule": rule.name,
                 "state": new.state.value,
-                "previous": state.state.value,
+                "previous": current.value,
                 "at": row.at.isoformat(),
                 "value": row.value,
             }

@@ -94,12 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=cmd_demo)
 
+    from agent.notify import cli as notify_cli
+
+    notify_cli.add_arguments(commands)
+    for name in ("notify-test", "silence", "ack"):
+        for parser_for in _leaf_parsers(commands.choices[name]):
+            _config_option(parser_for)
+            parser_for.set_defaults(handler=cmd_notify)
+
     from agent.simulator import cli as simulator_cli
 
     simulate = commands.add_parser("simulate", help="serve the local Contentstack simulator")
     simulator_cli.add_arguments(simulate)
     simulate.set_defaults(handler=simulator_cli.run)
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser itself, or the parsers of its sub-commands (``silence add`` …)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return [leaf for child in action.choices.values() for leaf in _leaf_parsers(child)]
+    return [parser]
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +144,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     configure_logging("warning")
     report = run_demo(settings, duration=args.duration, speed=args.speed)
     return 0 if report.evaluations else 1
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    code: int = args.notify_handler(settings, args)
+    return code
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from agent.clock import ScaledClock
+from agent.clock import ScaledClock, SystemClock
 from agent.config import Settings
 from agent.evaluate.alerts import AlertState
 from agent.notify import Notifier, NotifyConfig
 from agent.simulator import Simulator, load_scenario
-from agent.simulator.scenario import builtin_scenario_path
 from agent.store import Store
 from agent.wiring import build_pipeline
 
@@ -62,7 +61,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo for ``duration`` wall-clock seconds; returns what fired and resolved."""
     clock = ScaledClock(datetime.now(UTC).replace(microsecond=0), factor=speed)
-    scenario = load_scenario(builtin_scenario_path(scenario_name))
+    scenario = load_scenario(scenario_name)
     authtoken = secrets.token_hex(16)
     report = DemoReport()
     with (
@@ -85,7 +84,7 @@ def run_demo(
         _say(out, f"Evaluating the rules in {', '.join(map(str, settings.agent.rule_paths))}.")
         store = Store(Path(folder) / "demo.db")
         notifier = Notifier(settings.notify, store, clock)
-        pipeline = build_pipeline(settings, clock)
+        pipeline = build_pipeline(settings, clock, network_clock=SystemClock())
         deadline = time.monotonic() + duration
         try:
             while time.monotonic() < deadline:

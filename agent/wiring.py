@@ -50,12 +50,21 @@ class Pipeline:
         self.clients.close()
 
 
-def build_pipeline(settings: Settings, clock: Clock, rules: list[Rule] | None = None) -> Pipeline:
+def build_pipeline(
+    settings: Settings,
+    clock: Clock,
+    rules: list[Rule] | None = None,
+    *,
+    network_clock: Clock | None = None,
+) -> Pipeline:
+    """Clients, source and engine. ``network_clock`` paces requests (rate limit, retries,
+    job polling) when it must differ from the clock of the monitored world: the demo
+    speeds up the world, but 10 requests per second stay 10 per real second."""
     problem = settings.contentstack.credentials_problem()
     if problem:
         raise ConfigError([problem])
     rules = load_rule_set(settings) if rules is None else rules
-    clients = build_clients(settings.contentstack, clock)
+    clients = build_clients(settings.contentstack, network_clock or clock)
     source = LiveSource(
         clients.analytics, clients.automations, settings.contentstack.automations_projects
     )

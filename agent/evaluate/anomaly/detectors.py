@@ -37,7 +37,13 @@ TOLERATED_EXTREMES = 6
 #: auto: the band reaches this fraction beyond that extreme, at sensitivity 1.
 NOVELTY_MARGIN = 0.25
 #: auto: points in the short mean that reveals level shifts.
-SHORT_MEAN_POINTS = 6
+SHORT_MEAN_POINTS = 12
+#: auto: a value novel to the value band is still expected when the same time of day in a
+#: remembered season (± this many phase bins, for timing jitter) reached it: a daily spike.
+SEASONAL_JITTER_BINS = 3
+#: auto: an excursion of the short mean is judged against the band from its start for at
+#: most this fraction of ``history`` points, though the band itself learns the new values.
+EXCURSION_HOLD = 0.25
 #: auto uses the seasonal residual when its spread is below this fraction of the value's.
 SEASONAL_GAIN = 0.6
 SEASONAL_RECHECK = 32
@@ -232,6 +238,18 @@ class SeasonalProfile:
         n = len(ordered)
         return index, (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
 
+    def seen_near(self, index: int, value: float, jitter: int) -> bool:
+        """Did a remembered season reach ``value`` within ``jitter`` bins of this phase?"""
+        assert self.bin_seconds is not None
+        bins = round(self.season / self.bin_seconds)
+        low = high = None
+        for offset in range(-jitter, jitter + 1):
+            history = self.bins.get((index + offset) % bins)
+            if history:
+                low = min(history) if low is None else min(low, *history)
+                high = max(history) if high is None else max(high, *history)
+        return low is not None and high is not None and low <= value <= high
+
     def absorb(self, index: int | None, value: float) -> None:
         if index is None:
             return
@@ -401,15 +419,20 @@ class AutoDetector(Detector):
     def __init__(self, condition: AnomalyCondition) -> None:
         super().__init__(condition)
         margin = NOVELTY_MARGIN / condition.sensitivity
+        # Every band remembers what it saw: a recurring excursion stops being news.
         self.value = NoveltyBand(condition.history, margin, habituate=True)
-        self.level = NoveltyBand(condition.history, margin, habituate=False)
-        self.residual = NoveltyBand(condition.history, margin, habituate=False)
+        self.level = NoveltyBand(condition.history, margin, habituate=True)
+        self.residual = NoveltyBand(condition.history, margin, habituate=True)
         self.recent: deque[float] = deque(maxlen=SHORT_MEAN_POINTS)
         self.forced_season = condition.season is not None
         season = condition.season.total_seconds() if condition.season else 86400.0
         self.profile = SeasonalProfile(season)
         self.steps = 0
         self.seasonal = self.forced_season
+        #: the level band at the start of an ongoing excursion, and points left to hold it.
+        self.excursion: Estimate | None = None
+        self.hold = 0
+        self.max_hold = max(1, int(EXCURSION_HOLD * condition.history))
 
     def _seasonal_helps(self) -> bool:
         # Spreads change slowly: re-decide every SEASONAL_RECHECK points, not every point.
@@ -427,7 +450,7 @@ class AutoDetector(Detector):
         self.recent.append(value)
         mean = sum(self.recent) / len(self.recent)
         by_value = self.value.judge(value)
-        by_level = self.level.judge(mean)
+        by_level = self._level(mean)
         index, seasonal = self.profile.expected(at)
         by_season: Estimate | None = None
         if seasonal is not None:
@@ -440,6 +463,9 @@ class AutoDetector(Detector):
                     judged.score,
                 )
             self.residual.absorb(value - seasonal, judged)
+        if by_value is not None and abs(by_value.score) > 1.0 and index is not None:
+            if self.profile.seen_near(index, value, SEASONAL_JITTER_BINS):
+                by_value = Estimate(by_value.expected, by_value.lower, by_value.upper, 0.0)
         self.value.absorb(value, by_value)
         self.level.absorb(mean, by_level)
         if by_season is not None:
@@ -452,6 +478,28 @@ class AutoDetector(Detector):
         # The seasonal band, when in use, is the tighter description of "expected".
         return max(candidates, key=lambda e: abs(e.score))
 
+    def _level(self, mean: float) -> Estimate | None:
+        """The short mean against the level band, or against the band an excursion began in.
+
+        The band habituates (a recurring excursion is soon no news), but an ongoing one is
+        still judged by the band as it was when it began, for up to ``max_hold`` points.
+        """
+        judged = self.level.judge(mean)
+        held = self.excursion
+        if held is not None and self.hold > 0:
+            self.hold -= 1
+            score = _score(mean, held.expected, held.lower, held.upper)
+            if abs(score) > 1.0:
+                if judged is None or abs(judged.score) < abs(score):
+                    return Estimate(held.expected, held.lower, held.upper, score)
+                return judged
+        self.excursion = None
+        self.hold = 0
+        if judged is not None and abs(judged.score) > 1.0:
+            self.excursion = judged
+            self.hold = self.max_hold
+        return judged
+
     def to_state(self) -> dict[str, Any]:
         return {
             "value": self.value.window.values(),
@@ -461,6 +509,8 @@ class AutoDetector(Detector):
             "profile": self.profile.to_state(),
             "steps": self.steps,
             "seasonal": self.seasonal,
+            "excursion": None if self.excursion is None else list(self.excursion),
+            "hold": self.hold,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -471,6 +521,9 @@ class AutoDetector(Detector):
         self.profile.load_state(state["profile"])
         self.steps = int(state["steps"])
         self.seasonal = bool(state["seasonal"])
+        excursion = state.get("excursion")
+        self.excursion = None if excursion is None else Estimate(*map(float, excursion))
+        self.hold = int(state.get("hold", 0))
 
 
 def _iqr(window: SortedWindow) -> float:

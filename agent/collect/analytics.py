@@ -1,0 +1,393 @@
+"""Analytics API v2 client: submit a job, poll Retrieve Data, page, parse rows into Samples.
+
+Every metric endpoint is asynchronous: ``GET /analytics/v2/<metric>`` answers
+``{"jobId", "paginated"}`` and the rows come from
+``GET /analytics/v2/job/{jobId}/data?orgUid=..&page=N`` once the job is done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.clock import Clock
+from agent.collect.errors import JobFailed, JobTimeout, MalformedResponse, ServerError
+from agent.collect.http import RETRYABLE_STATUSES, HttpClient
+from agent.collect.models import PAGINATED_METRICS, AnalyticsQuery, Metric, Sample
+from agent.collect.parsing import parse_number, parse_timestamp
+
+log = structlog.get_logger(__name__)
+
+#: longest range (inclusive days) one job may cover; longer ranges fail with "Job Failed".
+MAX_RANGE_DAYS = 90
+POLL_INITIAL = 0.5
+POLL_MAX = 8.0
+#: hard stop for servers that ignore ``page`` and keep answering.
+MAX_PAGES = 1000
+#: a 500 from Retrieve Data is the job's verdict, not a hiccup: never retried.
+_DATA_RETRY_STATUSES = RETRYABLE_STATUSES - {500}
+#: keys tried, in order, for a row's bucket time (only ``date`` is documented).
+_DATE_KEYS = ("date", "datetime", "timestamp", "time")
+#: row field → label, per metric; ``type`` → ``service`` applies to all.
+_LABEL_FIELDS: dict[Metric, tuple[tuple[str, str], ...]] = {
+    Metric.HTTP_STATUSES: (("status", "status"), ("httpStatusCode", "status")),
+    Metric.CACHE: (("status", "cache"), ("cache", "cache")),
+    Metric.DEVICES: (("device", "device"),),
+    Metric.SDK: (("sdk", "sdk"),),
+    Metric.TOP_URLS: (("url", "url"),),
+}
+USAGE_TOTALS = ("total_api_count", "total_cdn_count", "total_api_bandwidth", "total_cdn_bandwidth")
+
+
+class BadRow(ValueError):
+    """A row that cannot become a Sample; it is skipped with a warning."""
+
+
+# -- payloads at the edge -----------------------------------------------------------------------
+
+
+class _JobAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str = Field(alias="jobId", min_length=1)
+    paginated: bool | None = None
+
+    @field_validator("job_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("paginated", mode="before")
+    @classmethod
+    def _lenient_bool(cls, value: Any) -> Any:
+        # "true"/"false" strings are seen in meta echoes; anything else unknown means "ask data"
+        if isinstance(value, str):
+            return {"true": True, "false": False}.get(value.strip().lower())
+        return value if isinstance(value, bool) else None
+
+
+class _DataAnswer(BaseModel):
+    """Retrieve Data answer. ``meta`` (an echo of the request) is ignored: its types vary."""
+
+    model_config = ConfigDict(extra="allow")
+
+    data: list[Any]
+    total_docs: Any = Field(default=None, alias="totalDocs")
+    total: Any = None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _one_object_is_one_row(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    def total_rows(self) -> int | None:
+        for candidate in (self.total_docs, self.total):
+            try:
+                return int(parse_number(candidate))
+            except ValueError:
+                continue
+        return None
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: str
+    paginated: bool
+    start: date
+    end: date
+
+
+class AnalyticsClient:
+    def __init__(self, http: HttpClient, clock: Clock | None = None) -> None:
+        self.http = http
+        self.clock = clock or http.clock
+        self.settings = http.settings
+
+    def fetch(self, query: AnalyticsQuery) -> list[Sample]:
+        """Every row of ``query`` as Samples; ranges over 90 days are split and merged."""
+        samples: list[Sample] = []
+        chunks = list(split_range(query.start, query.end))
+        for start, end in chunks:
+            rows = self._run_job(query, start, end)
+            samples.extend(parse_rows(query, rows))
+        if len(chunks) > 1:
+            samples = _merge_dateless(samples)
+        return samples
+
+    # one job ------------------------------------------------------------------------------
+
+    def _run_job(self, query: AnalyticsQuery, start: date, end: date) -> list[Any]:
+        path = f"/analytics/v2/{query.metric.value}"
+        body = self.http.get_json(
+            "GET",
+            self.settings.analytics_url + path,
+            params=build_params(query, start, end, self._org),
+        )
+        try:
+            answer = _JobAnswer.model_validate(body)
+        except ValidationError:
+            raise MalformedResponse(
+                f"GET {path} answered without a jobId", status=200, endpoint=f"GET {path}"
+            ) from None
+        paginated = answer.paginated
+        if paginated is None:
+            # no (readable) flag: trust the documentation's list of paginated endpoints
+            paginated = query.metric in PAGINATED_METRICS
+        job = _Job(answer.job_id, paginated, start, end)
+        log.info(
+            "analytics.job.submitted",
+            metric=query.metric.value,
+            job_id=job.id,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            paginated=paginated,
+        )
+        deadline = self.clock.monotonic() + self.settings.job_timeout.total_seconds()
+        first = self._wait_for_page(query, job, 0, deadline)
+        rows = list(first.data)
+        if not job.paginated:
+            return rows
+        total = first.total_rows()
+        previous = first.data
+        for page in range(1, MAX_PAGES):
+            if total is not None and len(rows) >= total:
+                break
+            if not previous or (total is None and len(previous) < len(first.data)):
+                break  # an empty or short page is the last one
+            answer_page = self._wait_for_page(query, job, page, deadline)
+            if not answer_page.data:
+                break
+            if answer_page.data == previous:
+                log.warning("analytics.page.repeated", job_id=job.id, page=page)
+                break
+            rows.extend(answer_page.data)
+            previous = answer_page.data
+        else:
+            log.warning("analytics.page.limit", job_id=job.id, pages=MAX_PAGES)
+        return rows
+
+    def _wait_for_page(
+        self, query: AnalyticsQuery, job: _Job, page: int, deadline: float
+    ) -> _DataAnswer:
+        """Poll one page of Retrieve Data until it has a ``data`` key, with doubling pauses."""
+        path = f"/analytics/v2/job/{quote(job.id, safe='')}/data"
+        endpoint = f"GET {path}"
+        interval = POLL_INITIAL
+        polls = 0
+        while True:
+            polls += 1
+            try:
+                body = self.http.get_json(
+                    "GET",
+                    self.settings.analytics_url + path,
+                    params={"orgUid": self._org, "page": str(page)},
+                    retry_statuses=_DATA_RETRY_STATUSES,
+                    endpoint=endpoint,
+                )
+            except ServerError as error:
+                if error.status != 500:
+                    raise
+                raise JobFailed(
+                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
+                    f"failed: {error.message}",
+                    status=500,
+                    endpoint=endpoint,
+                    error_code=error.error_code,
+                ) from None
+            if not isinstance(body, dict):
+                raise MalformedResponse(
+                    f"{endpoint} answered with a {type(body).__name__}, not an object",
+                    status=200,
+                    endpoint=endpoint,
+                )
+            if body.get("data") is not None:
+                try:
+                    return _DataAnswer.model_validate(body)
+                except ValidationError:
+                    raise MalformedResponse(
+                        f"{endpoint} answered a 'data' that is not a list of rows",
+                        status=200,
+                        endpoint=endpoint,
+                    ) from None
+            # a 200 without data: the job is still running (its exact body is undocumented)
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                timeout = self.settings.job_timeout.total_seconds()
+                raise JobTimeout(
+                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
+                    f"not finished after {timeout:.0f}s ({polls} polls)",
+                    endpoint=endpoint,
+                )
+            wait = min(interval, remaining)
+            log.debug("analytics.job.waiting", job_id=job.id, page=page, wait=wait)
+            self.clock.sleep(wait)
+            interval = min(interval * 2, POLL_MAX)
+
+    @property
+    def _org(self) -> str:
+        return self.settings.organization_uid
+
+
+# -- request building ---------------------------------------------------------------------------
+
+
+def split_range(start: date, end: date) -> Iterator[tuple[date, date]]:
+    """Consecutive inclusive ranges of at most ``MAX_RANGE_DAYS`` days covering start..end."""
+    step = timedelta(days=MAX_RANGE_DAYS)
+    while start <= end:
+        chunk_end = min(end, start + step - timedelta(days=1))
+        yield start, chunk_end
+        start = chunk_end + timedelta(days=1)
+
+
+def build_params(query: AnalyticsQuery, start: date, end: date, org_uid: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    # endpoint extras first, so they can never override the organization or the range
+    params.update(dict(query.params))
+    params.update({"orgUid": org_uid, "from": start.isoformat(), "to": end.isoformat()})
+    if query.duration:
+        params["duration"] = query.duration
+    if query.services:
+        # a compact JSON array; httpx percent-encodes it in the query string
+        params["services"] = json.dumps(list(query.services), separators=(",", ":"))
+    if query.api_key:
+        params["apiKey"] = query.api_key
+    return params
+
+
+# -- row parsing --------------------------------------------------------------------------------
+
+
+def parse_rows(query: AnalyticsQuery, rows: list[Any]) -> list[Sample]:
+    """Samples from rows; bad rows are skipped and reported in one warning."""
+    samples: list[Sample] = []
+    problems: list[str] = []
+    default_service = query.services[0] if len(query.services) == 1 else None
+    for row in rows:
+        try:
+            samples.append(
+                parse_row(query.metric, row, stack=query.api_key, default_service=default_service)
+            )
+        except BadRow as problem:
+            problems.append(str(problem))
+    if problems:
+        log.warning(
+            "analytics.rows.skipped",
+            metric=query.metric.value,
+            skipped=len(problems),
+            examples=problems[:3],
+        )
+    return samples
+
+
+def parse_row(
+    metric: Metric,
+    row: Any,
+    *,
+    stack: str | None = None,
+    default_service: str | None = None,
+) -> Sample:
+    """One row → one Sample; raises BadRow (never anything else) for junk.
+
+    A row without a count (the documented ``{"date": ...}`` form) becomes a zero
+    sample rather than being dropped, so rules can tell "no traffic" from "no data";
+    it gets the ``service`` label when the query asked for exactly one service.
+    A count that is present but not a finite number (or a boolean) makes the row bad.
+    """
+    try:
+        return _parse_row(metric, row, stack, default_service)
+    except BadRow:
+        raise
+    except Exception as error:  # the last line of defence: junk must not crash collection
+        raise BadRow(f"unreadable row ({type(error).__name__})") from None
+
+
+def _parse_row(metric: Metric, row: Any, stack: str | None, default_service: str | None) -> Sample:
+    if not isinstance(row, dict):
+        raise BadRow(f"row is a {type(row).__name__}, not an object")
+    at = None
+    for key in _DATE_KEYS:
+        if row.get(key) is not None:
+            try:
+                at = parse_timestamp(row[key])
+            except ValueError as error:
+                raise BadRow(str(error)) from None
+            break
+
+    labels: dict[str, str] = {}
+    service = _label(row.get("type")) or default_service
+    if service:
+        labels["service"] = service
+    for field_name, label in _LABEL_FIELDS.get(metric, ()):
+        value = _label(row.get(field_name))
+        if value is not None and label not in labels:
+            labels[label] = value.upper() if label == "cache" else value
+    if stack:
+        labels["stack"] = stack
+
+    values: dict[str, float] = {}
+    if metric is Metric.USAGE:
+        for key in USAGE_TOTALS:
+            values[key] = _number(row, key)
+        for key in row:
+            if isinstance(key, str) and key.startswith("total_") and key not in values:
+                values[key] = _number(row, key)
+    elif metric is Metric.SUBSCRIPTION:
+        # shape undocumented: keep every numeric field, ignore the rest
+        for key, raw in row.items():
+            if isinstance(key, str) and key not in _DATE_KEYS:
+                try:
+                    values[key] = parse_number(raw)
+                except ValueError:
+                    continue
+    else:
+        values["count"] = _number(row, "count")
+    return Sample(metric=metric.value, at=at, labels=labels, values=values)
+
+
+def _number(row: dict[str, Any], key: str) -> float:
+    raw = row.get(key)
+    if raw is None:
+        return 0.0
+    try:
+        return parse_number(raw)
+    except ValueError as error:
+        raise BadRow(f"{key}: {error}") from None
+
+
+def _label(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a status sent as a number: 200 and 200.0 are both "200"
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return None
+
+
+def _merge_dateless(samples: list[Sample]) -> list[Sample]:
+    """Sum dateless rows (top URLs) with equal labels: each split job counted its own part."""
+    merged: dict[tuple[tuple[str, str], ...], Sample] = {}
+    result: list[Sample] = []
+    for sample in samples:
+        if sample.at is not None:
+            result.append(sample)
+            continue
+        key = tuple(sorted(sample.labels.items()))
+        existing = merged.get(key)
+        if existing is None:
+            merged[key] = Sample(sample.metric, None, dict(sample.labels), dict(sample.values))
+            result.append(merged[key])
+        else:
+            for name, value in sample.values.items():
+                existing.values[name] = existing.values.get(name, 0.0) + value
+    return result

@@ -1,0 +1,234 @@
+"""Channels: named sets of Apprise destinations, and sending one rendered message to one.
+
+Every URL is a secret (it carries tokens and passwords): URLs are registered with
+``agent.redact`` when loaded, shown only in Apprise's privacy form, and errors carry
+the destination's id (a hash) or its redacted form, never the URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import apprise
+import structlog
+
+from agent.notify import plugins  # noqa: F401  (registers console:// and pdevents://)
+from agent.notify.config import ChannelConfig, TemplateKind
+from agent.redact import redact, register_secret
+
+log = structlog.get_logger("agent.notify")
+
+_MARKDOWN = {
+    "slack", "discord", "mmost", "mmosts", "msteams", "workflow", "workflows", "tgram",
+    "matrix", "matrixs", "rocket", "rockets", "zulip", "gchat", "guilded", "ntfy", "ntfys",
+    "gotify", "gotifys", "revolt", "wxteams", "webex", "lark", "feishu", "dingtalk",
+    "mastodon", "toot", "bluesky", "signal", "signals", "whatsapp", "ryver",
+}  # fmt: skip
+_HTML = {
+    "mailto", "mailtos", "ses", "sendgrid", "mailgun", "sparkpost", "resend", "brevo",
+    "smtp2go", "postmark", "mailersend", "o365", "azure", "outlook",
+}  # fmt: skip
+_SHORT = {
+    "twilio", "sns", "vonage", "nexmo", "clicksend", "plivo", "msg91", "bulksms", "sinch",
+    "d7sms", "kavenegar", "messagebird", "burstsms", "seven", "smseagle", "smseagles",
+    "httpsms", "pushover", "pover", "console", "pagerduty", "pdevents", "opsgenie",
+}  # fmt: skip
+#: destinations that keep one incident per alert: they receive one event per alert
+#: (keyed by fingerprint) so acknowledge and resolve land on the right incident.
+INCIDENT_SCHEMES = frozenset({"pagerduty", "pdevents", "opsgenie"})
+
+
+def template_kind(scheme: str) -> TemplateKind:
+    if scheme in _MARKDOWN:
+        return "markdown"
+    if scheme in _HTML:
+        return "html"
+    if scheme in _SHORT:
+        return "short"
+    return "text"
+
+
+class _RedactApprise(logging.Filter):
+    """Apprise logs through stdlib logging; mask secrets there too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is Apprise's problem, not a leak
+            return True
+        record.msg, record.args = redact(message), None
+        return True
+
+
+_filter_installed = False
+
+
+def _install_log_filter() -> None:
+    global _filter_installed
+    if not _filter_installed:
+        logging.getLogger("apprise").addFilter(_RedactApprise())
+        _filter_installed = True
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One Apprise URL of a channel. ``id`` is stable and safe to store and log."""
+
+    id: str
+    url: str  # secret
+    scheme: str
+    kind: TemplateKind
+    display: str  # redacted, for humans
+
+    @property
+    def incident(self) -> bool:
+        return self.scheme in INCIDENT_SCHEMES
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    error: str | None = None
+
+
+class Channel:
+    def __init__(self, config: ChannelConfig, asset: apprise.AppriseAsset) -> None:
+        self.name = config.name
+        self.timeout = config.timeout.total_seconds()
+        self._asset = asset
+        urls = [url.get_secret_value() for url in config.urls]
+        urls += _urls_from_config_files(config.config_files, asset)
+        self.destinations: list[Destination] = []
+        for url in urls:
+            register_secret(url)
+            for piece in _secret_pieces(url):
+                register_secret(piece)
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            kind = config.template or template_kind(scheme)
+            self.destinations.append(
+                Destination(
+                    id=hashlib.sha256(url.encode()).hexdigest()[:12],
+                    url=url,
+                    scheme=scheme,
+                    kind=kind,
+                    display=_display(url, asset),
+                )
+            )
+        # A bad URL is a config problem, reported by name and position, never by value.
+        for index, destination in enumerate(self.destinations):
+            probe = apprise.Apprise(asset=asset)
+            if not probe.add(destination.url):
+                raise ValueError(
+                    f"channel {self.name!r}: URL #{index + 1} ({destination.scheme}://…) "
+                    "is not a valid Apprise URL"
+                )
+
+    def send(
+        self,
+        destination: Destination,
+        *,
+        title: str,
+        body: str,
+        body_format: str,
+        notify_type: str,
+        params: dict[str, str] | None = None,
+    ) -> SendResult:
+        url = with_params(destination.url, params or {})
+        client = apprise.Apprise(asset=self._asset)
+        if not client.add(url):
+            return SendResult(False, f"{destination.display}: invalid URL")
+        try:
+            result = client.notify(
+                body=body,
+                title=title,
+                notify_type=notify_type,
+                body_format=body_format,
+                timeout=self.timeout,
+            )
+        except Exception as error:  # a plugin bug must not kill the deliverer
+            return SendResult(False, redact(f"{destination.display}: {type(error).__name__}"))
+        if result:
+            return SendResult(True)
+        problems = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR")]
+        detail = problems[-1] if problems else "delivery failed"
+        return SendResult(False, redact(f"{destination.display}: {detail}"))
+
+
+def _urls_from_config_files(paths: list[Path], asset: apprise.AppriseAsset) -> list[str]:
+    urls: list[str] = []
+    for path in paths:
+        config = apprise.AppriseConfig(asset=asset)
+        if not config.add(str(path)):
+            raise ValueError(f"cannot load Apprise config file {str(path)!r}")
+        services = config.services()
+        if not services:
+            raise ValueError(f"Apprise config file {str(path)!r} defines no URLs")
+        # Rebuild each service from its full URL so every send gets a fresh plugin
+        # instance (reused instances throttle with real sleeps between calls).
+        urls.extend(service.url(privacy=False) for service in services)
+    return urls
+
+
+def _display(url: str, asset: apprise.AppriseAsset) -> str:
+    client = apprise.Apprise(asset=asset)
+    if client.add(url) and len(client) == 1:
+        # Apprise's privacy form masks credentials; the query string is mostly noise.
+        shown = redact(client[0].url(privacy=True)).split("?", 1)[0]
+        return shown + "***" if shown.endswith("://") else shown
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"{scheme}://***"
+
+
+_TOKENISH = re.compile(r"^(?=.*\d)[A-Za-z0-9_\-+/=]{12,}$|^[A-Za-z0-9_\-+/=]{24,}$")
+
+
+def _secret_pieces(url: str) -> list[str]:
+    """Parts of a URL that look like tokens (a plugin may log one on its own, e.g. a
+    webhook path): user and password, token-like host, path segments and query values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    pieces = [parts.username or "", parts.password or "", parts.hostname or ""]
+    pieces += parts.path.split("/")
+    pieces += [value for _, value in parse_qsl(parts.query)]
+    found = [unquote(piece) for piece in pieces if piece and _TOKENISH.match(unquote(piece))]
+    if parts.password:
+        found.append(unquote(parts.password))  # passwords count whatever they look like
+    return found
+
+
+def with_params(url: str, params: dict[str, str]) -> str:
+    """Set query parameters on an Apprise URL, replacing any of the same name."""
+    if not params:
+        return url
+    base, _, fragment = url.partition("#")
+    path, _, query = base.partition("?")
+    kept = [part for part in query.split("&") if part and part.split("=", 1)[0] not in params]
+    kept += [f"{key}={quote(str(value), safe='')}" for key, value in params.items()]
+    joined = f"{path}?{'&'.join(kept)}"
+    return f"{joined}#{fragment}" if fragment else joined
+
+
+class ChannelRegistry:
+    def __init__(self, configs: list[ChannelConfig], storage_path: Path | None = None) -> None:
+        _install_log_filter()
+        # Persistent storage lets stateful plugins (Opsgenie keeps the request ids it
+        # needs to close an alert) work across sends and restarts.
+        if storage_path is not None:
+            storage_path.mkdir(parents=True, exist_ok=True)
+            self.asset = apprise.AppriseAsset(storage_path=str(storage_path), storage_mode="flush")
+        else:
+            self.asset = apprise.AppriseAsset()
+        self._channels = {config.name: Channel(config, self.asset) for config in configs}
+
+    def get(self, name: str) -> Channel | None:
+        return self._channels.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._channels)

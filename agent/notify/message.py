@@ -1,0 +1,75 @@
+"""What the outbox stores: a snapshot of the alerts a notification is about.
+
+Messages are rendered per destination at delivery time (Slack gets Markdown, email
+HTML, PagerDuty one event per alert), so the outbox keeps structure, not text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MessageKind = Literal["alert", "ack", "test", "deadletter"]
+#: notification states: what a channel was told about an alert.
+NotifyState = Literal["firing", "nodata", "error", "resolved"]
+
+
+@dataclass(frozen=True)
+class AlertSnapshot:
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    state: NotifyState
+    episode: int
+    value: float | None = None
+    threshold: float | None = None
+    #: epoch seconds.
+    active_since: float | None = None
+    resolved_at: float | None = None
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", self.rule)
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "warning")
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: MessageKind
+    created_at: float
+    #: the alerts this notification is about (new or changed, or due for a reminder).
+    alerts: list[AlertSnapshot] = field(default_factory=list)
+    #: other alerts of the group still active and already told: context only.
+    ongoing: list[AlertSnapshot] = field(default_factory=list)
+    route_id: str | None = None
+    group_key: str = ""
+    group_labels: dict[str, str] = field(default_factory=dict)
+    repeat: bool = False
+    #: for acks: who and why.
+    ack_by: str | None = None
+    ack_comment: str | None = None
+    #: free text for test and dead-letter messages.
+    text: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.kind == "ack":
+            return "acknowledged"
+        if self.kind != "alert":
+            return self.kind
+        return "firing" if any(a.state != "resolved" for a in self.alerts) else "resolved"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Message:
+        data: dict[str, Any] = json.loads(text)
+        data["alerts"] = [AlertSnapshot(**alert) for alert in data.get("alerts", [])]
+        data["ongoing"] = [AlertSnapshot(**alert) for alert in data.get("ongoing", [])]
+        return cls(**data)

@@ -1,0 +1,292 @@
+"""The notify facade the daemon and CLI use: submit, tick, deliver, ack, silences."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from agent.clock import Clock
+from agent.evaluate.alerts import Transition
+from agent.notify import plugins
+from agent.notify.channels import ChannelRegistry
+from agent.notify.config import NotifyConfig, TemplateOverrides
+from agent.notify.dispatch import Dispatcher, idempotency_key
+from agent.notify.escalate import Escalations
+from agent.notify.inhibit import Inhibitor, InhibitRule
+from agent.notify.message import Message
+from agent.notify.outbox import DeliveryReport, Outbox
+from agent.notify.route import RouteTree
+from agent.notify.silence import (
+    MaintenanceWindow,
+    Silence,
+    add_silence,
+    expire_silence,
+    list_silences,
+)
+from agent.notify.state import COMPONENT, MIGRATIONS, TrackedAlert, housekeep, load_alerts
+from agent.notify.template import Renderer
+from agent.store import Store
+
+log = structlog.get_logger("agent.notify")
+
+#: seconds between housekeeping passes (clock time).
+_HOUSEKEEPING_EVERY = 3600.0
+
+
+@dataclass(frozen=True)
+class AlertStatus:
+    """An alert as notify sees it, for ``status`` displays."""
+
+    fingerprint: str
+    alertname: str
+    labels: dict[str, str]
+    state: str
+    episode: int
+    #: None, ``silence:ID``, ``maintenance:NAME`` or ``inhibited:FINGERPRINT``.
+    suppressed: str | None
+    acked_by: str | None
+
+
+@dataclass(frozen=True)
+class TestResult:
+    destination: str  # redacted
+    ok: bool
+    error: str | None
+
+
+class Notifier:
+    def __init__(self, config: NotifyConfig, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        store.migrate(COMPONENT, MIGRATIONS)
+        plugins.set_pagerduty_events_url(config.pagerduty_events_url)
+        storage = config.apprise_storage_path or store.path.with_name(store.path.name + ".apprise")
+        self.channels = ChannelRegistry(config.channels, Path(storage))
+        self.routes = RouteTree(config.route, config.templates)
+        self.renderer = Renderer(config.link)
+        self.outbox = Outbox(
+            store, clock, config.outbox, self.channels, self.renderer, self._templates_for
+        )
+        self.dispatcher = Dispatcher(
+            self.routes,
+            Escalations(config.escalations),
+            Inhibitor(
+                [InhibitRule.from_config(rule) for rule in config.inhibit_rules],
+                source_down=config.inhibit_on_source_down,
+            ),
+            [MaintenanceWindow(window) for window in config.maintenance],
+            self.outbox.enqueue,
+        )
+        self._housekept_at: float | None = None
+
+    def _templates_for(self, route_id: str | None) -> TemplateOverrides | None:
+        route = self.routes.by_id.get(route_id) if route_id else None
+        return route.templates if route else self.config.templates
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    # -- the pipeline -----------------------------------------------------------------
+
+    def submit(self, transitions: Iterable[Transition]) -> None:
+        """Record alert states and route them into groups. No network."""
+        batch = sorted(transitions, key=lambda t: t.at)
+        if not batch:
+            return
+        with self.store.tx() as conn:
+            for transition in batch:
+                self.dispatcher.record(conn, transition)
+            for fingerprint in self.dispatcher.escalations.advance(conn, self._now()):
+                self.dispatcher.wake(conn, fingerprint, self._now())
+
+    def tick(self) -> int:
+        """Advance timers (group wait/interval, repeat, escalation, silence expiry) and
+        queue the messages that fell due. Returns the number queued. No network."""
+        now = self._now()
+        with self.store.tx() as conn:
+            for fingerprint in self.dispatcher.escalations.advance(conn, now):
+                self.dispatcher.wake(conn, fingerprint, now)
+            context = self.dispatcher.context(conn, now)
+            self.dispatcher.refresh_suppression(conn, context)
+            due = self.dispatcher.due_groups(conn, now)
+        queued = 0
+        for group_id in due:  # one short transaction per group
+            with self.store.tx() as conn:
+                queued += self.dispatcher.flush(conn, group_id, context)
+        if self._housekept_at is None or now - self._housekept_at >= _HOUSEKEEPING_EVERY:
+            with self.store.tx() as conn:
+                housekeep(conn, now - self.config.retention.total_seconds())
+            self._housekept_at = now
+        return queued
+
+    def next_due(self) -> datetime | None:
+        """The earliest time ``tick``/``deliver`` has work (a group flush, an escalation
+        tier, an outbox retry), for a daemon that sleeps between beats. Silences and
+        maintenance windows are checked on every tick, so keep beats frequent anyway."""
+        conn = self.store.connection()
+        candidates = [
+            conn.execute("SELECT MIN(next_flush_at) FROM notify_groups").fetchone()[0],
+            conn.execute(
+                "SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0))) "
+                "FROM notify_outbox WHERE status = 'pending'"
+            ).fetchone()[0],
+            self.dispatcher.escalations.next_due(conn),
+        ]
+        found = [value for value in candidates if value is not None]
+        return datetime.fromtimestamp(min(found), UTC) if found else None
+
+    def deliver(self, max_items: int = 100) -> DeliveryReport:
+        """Claim due outbox rows and send them through Apprise."""
+        return self.outbox.deliver(max_items)
+
+    def run_once(self, max_items: int = 100) -> DeliveryReport:
+        """``tick`` then ``deliver``: what the daemon calls on every beat."""
+        self.tick()
+        return self.deliver(max_items)
+
+    # -- acknowledgement --------------------------------------------------------------
+
+    def ack(self, fingerprint: str, by: str, comment: str = "") -> list[str]:
+        """Acknowledge an active alert: its escalation and reminders stop, and the
+        channels already told about it hear who took it. Returns those channels.
+
+        Raises KeyError for an unknown alert and ValueError for one not active.
+        """
+        now = self._now()
+        with self.store.tx() as conn:
+            found = load_alerts(conn, "WHERE fingerprint = ?", (fingerprint,))
+            if not found:
+                raise KeyError(fingerprint)
+            alert = found[0]
+            if not alert.active:
+                raise ValueError(f"alert {fingerprint} is {alert.state}, not active")
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO notify_acks (fingerprint, episode, acked_by, comment, "
+                "acked_at) VALUES (?, ?, ?, ?, ?)",
+                (fingerprint, alert.episode, by, comment, now),
+            )
+            if cursor.rowcount != 1:
+                return []  # already acknowledged this episode
+            channels = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT channel FROM notify_log WHERE fingerprint = ? AND episode = ? "
+                    "AND state != 'resolved' ORDER BY channel",
+                    (fingerprint, alert.episode),
+                ).fetchall()
+            ]
+            snapshot = alert.snapshot()
+            routes = self.dispatcher.routes_for(alert)
+            message = Message(
+                kind="ack",
+                created_at=now,
+                alerts=[snapshot],
+                route_id=routes[0].id if routes else None,
+                ack_by=by,
+                ack_comment=comment,
+            )
+            for channel in channels:
+                key = idempotency_key(channel, "ack", fingerprint, [snapshot], kind="ack")
+                self.outbox.enqueue(conn, channel, message, key)
+        log.info("alert_acknowledged", fingerprint=fingerprint, by=by, channels=channels)
+        return channels
+
+    # -- silences ---------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: list[str],
+        *,
+        duration: timedelta | None = None,
+        ends_at: datetime | None = None,
+        starts_at: datetime | None = None,
+        created_by: str = "stackwatch",
+        comment: str = "",
+    ) -> Silence:
+        now = self.clock.now()
+        if ends_at is None:
+            if duration is None:
+                raise ValueError("give a duration or an end time")
+            ends_at = (starts_at or now) + duration
+        with self.store.tx() as conn:
+            silence = add_silence(
+                conn,
+                now,
+                matchers,
+                ends_at=ends_at,
+                starts_at=starts_at,
+                created_by=created_by,
+                comment=comment,
+            )
+        log.info("silence_added", id=silence.id, matchers=list(silence.matchers), by=created_by)
+        return silence
+
+    def silences(self, *, include_expired: bool = False) -> list[Silence]:
+        return list_silences(
+            self.store.connection(), self.clock.now(), include_expired=include_expired
+        )
+
+    def expire_silence(self, silence_id: str) -> bool:
+        with self.store.tx() as conn:
+            ended = expire_silence(conn, self.clock.now(), silence_id)
+        if ended:
+            log.info("silence_expired", id=silence_id)
+        return ended
+
+    # -- inspection -------------------------------------------------------------------
+
+    def alerts(self) -> list[AlertStatus]:
+        conn = self.store.connection()
+        acks = {
+            (row[0], row[1]): row[2]
+            for row in conn.execute(
+                "SELECT fingerprint, episode, acked_by FROM notify_acks"
+            ).fetchall()
+        }
+        result = []
+        tracked: list[TrackedAlert] = load_alerts(conn, "ORDER BY fingerprint")
+        for alert in tracked:
+            result.append(
+                AlertStatus(
+                    fingerprint=alert.fingerprint,
+                    alertname=alert.labels.get("alertname", alert.rule),
+                    labels=alert.labels,
+                    state=alert.state,
+                    episode=alert.episode,
+                    suppressed=alert.suppressed if alert.active else None,
+                    acked_by=acks.get((alert.fingerprint, alert.episode)),
+                )
+            )
+        return result
+
+    def outbox_counts(self) -> dict[str, int]:
+        return self.outbox.counts()
+
+    def test_channel(self, name: str, text: str = "") -> list[TestResult]:
+        """Send a test message straight to every URL of a channel (bypassing the outbox)."""
+        channel = self.channels.get(name)
+        if channel is None:
+            raise KeyError(name)
+        message = Message(
+            kind="test",
+            created_at=self._now(),
+            text=text or f"Test notification from Stackwatch for channel '{name}'.",
+        )
+        results = []
+        for destination in channel.destinations:
+            part = self.renderer.parts(message, destination, None)[0]
+            sent = channel.send(
+                destination,
+                title=part.title,
+                body=part.body,
+                body_format=part.body_format,
+                notify_type=part.notify_type,
+                params=part.params,
+            )
+            results.append(TestResult(destination.display, sent.ok, sent.error))
+        return results

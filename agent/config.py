@@ -8,7 +8,7 @@ which suits systemd ``LoadCredential=`` and container secrets.
 from __future__ import annotations
 
 import tomllib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,8 +157,44 @@ class AgentSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: a link put in alerts, e.g. to a dashboard; rules may override it.
     link: str | None = None
+    #: how long the daemon keeps alert instances that stopped being evaluated and its
+    #: audit trail (notify's tables follow ``[notify] retention``).
+    retention: timedelta = timedelta(days=30)
+    #: the daemon's HTTP endpoint (health, metrics, JSON API); 0.0.0.0 in a container.
+    http_bind: str = "127.0.0.1"
+    #: 0 picks a free port (the daemon logs it and records it in the state file).
+    http_port: int = Field(default=9847, ge=0, le=65535)
+    #: when set, mutating API calls need ``Authorization: Bearer <api_token>``.
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    #: how often the notifier beat runs (group timers, outbox delivery).
+    notify_interval: timedelta = timedelta(seconds=2)
+    #: on SIGTERM: how long to wait for the cycles in flight, then to flush the outbox.
+    shutdown_timeout: timedelta = timedelta(seconds=10)
+    #: For demos and tests only: run the agent's clock ``clock_speed`` times faster than
+    #: the wall clock. It agrees with the wall clock at ``clock_origin`` (default: the
+    #: agent's start), so processes given the same pair share one simulated time.
+    clock_speed: float = Field(default=1.0, gt=0, le=10_000)
+    clock_origin: datetime | None = None
 
-    _durations = field_validator("default_interval", mode="before")(_as_timedelta)
+    _durations = field_validator(
+        "default_interval", "retention", "notify_interval", "shutdown_timeout", mode="before"
+    )(_as_timedelta)
+
+    @field_validator("clock_origin")
+    @classmethod
+    def _aware_origin(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _load_token(self) -> AgentSettings:
+        if self.api_token is None and self.api_token_file is not None:
+            self.api_token = SecretStr(_read_secret_file(self.api_token_file, "api_token"))
+        if self.api_token is not None:
+            register_secret(self.api_token.get_secret_value())
+        return self
 
 
 class Settings(BaseSettings):

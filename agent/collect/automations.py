@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from agent.collect.errors import MalformedResponse
 from agent.collect.http import HttpClient
-from agent.collect.models import EXECUTIONS, Sample
+from agent.collect.models import EXECUTIONS, ExecutionsQuery, Sample
 from agent.collect.parsing import parse_number, parse_timestamp
 
 log = structlog.get_logger(__name__)
@@ -198,7 +198,7 @@ class AutomationsClient:
         return self._list(f"/v1/projects/{_seg(project_id)}/automations", "rules", _AutomationModel)
 
     def get_automation(
-        self, project_id: str, automation_id: str, *, show_steps: bool = True
+        self, project_id: str, automation_id: str, show_steps: bool = True
     ) -> Automation:
         path = f"/v1/projects/{_seg(project_id)}/automations/{_seg(automation_id)}"
         params = {"show_steps": "true"} if show_steps else None
@@ -224,7 +224,7 @@ class AutomationsClient:
     # executions and audit log
 
     def list_executions(
-        self, project_id: str, *, limit: int = PAGE_LIMIT, skip: int = 0
+        self, project_id: str, limit: int = PAGE_LIMIT, skip: int = 0
     ) -> list[Execution]:
         """One page of the execution log, newest first."""
         path = f"/v1/projects/{_seg(project_id)}/executions"
@@ -257,16 +257,11 @@ class AutomationsClient:
             executions = self.list_executions(project_id, limit=PAGE_LIMIT, skip=page * PAGE_LIMIT)
             fresh = [e for e in executions if e.id not in seen]
             seen.update(e.id for e in executions)
-            for execution in fresh:
-                if execution.created_at is None or execution.created_at < since:
-                    continue
-                values = {"count": 1.0}
-                if execution.duration is not None:
-                    values["duration"] = execution.duration
-                labels = {"project": project_id, "status": execution.status}
-                if execution.automation_id:
-                    labels["automation"] = execution.automation_id
-                samples.append(Sample(EXECUTIONS, execution.created_at, labels, values))
+            samples.extend(
+                execution_sample(project_id, e)
+                for e in fresh
+                if e.created_at is not None and e.created_at >= since
+            )
             if len(executions) < PAGE_LIMIT or not fresh:
                 break
             dates = [e.created_at for e in executions if e.created_at is not None]
@@ -274,6 +269,22 @@ class AutomationsClient:
             if dates and newest_first and dates[-1] < since:
                 break
         return samples
+
+    def fetch(self, query: ExecutionsQuery) -> list[Sample]:
+        """The newest ``query.limit`` executions of a project as ``executions`` samples."""
+        executions: dict[str, Execution] = {}
+        while len(executions) < query.limit:
+            wanted = min(PAGE_LIMIT, query.limit - len(executions))
+            page = self.list_executions(query.project_id, limit=wanted, skip=len(executions))
+            before = len(executions)
+            executions.update((e.id, e) for e in page if e.id not in executions)
+            if len(page) < wanted or len(executions) == before:
+                break
+        return [
+            execution_sample(query.project_id, e)
+            for e in executions.values()
+            if e.created_at is not None
+        ]
 
     # plumbing
 
@@ -332,6 +343,17 @@ class AutomationsClient:
             if len(raw_items) < PAGE_LIMIT or fresh == 0:
                 break
         return result
+
+
+def execution_sample(project_id: str, execution: Execution) -> Sample:
+    """metric ``executions``: labels project/automation/status, values count (1) and duration."""
+    values = {"count": 1.0}
+    if execution.duration is not None:
+        values["duration"] = execution.duration
+    labels = {"project": project_id, "status": execution.status}
+    if execution.automation_id:
+        labels["automation"] = execution.automation_id
+    return Sample(EXECUTIONS, execution.created_at, labels, values)
 
 
 def _seg(value: str) -> str:

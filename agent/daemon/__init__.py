@@ -1,0 +1,1 @@
+"""The ``stackwatch run`` daemon: scheduler, state store, signals, HTTP API, systemd."""

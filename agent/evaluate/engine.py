@@ -6,6 +6,7 @@ them back through ``restore``. Time is always passed in, never read.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judgement, judge
-from agent.evaluate.planner import DataRequest, DataSource, plan, rows_for_rule
+from agent.evaluate.planner import DataRequest, DataSource, _merge_key, plan, rows_for_rule
 from agent.evaluate.rules import Rule
 from agent.evaluate.state import InstanceState, Verdict, step
 from agent.evaluate.values import InstanceKey, split_instances
@@ -88,6 +89,13 @@ class Engine:
             {"alertname": SOURCE_DOWN, "severity": "critical"},
             fingerprint(SOURCE_DOWN, {}),
         )
+        # The daemon evaluates groups of rules from several threads at once. Their rule
+        # instances are disjoint; the source-down watcher is shared, so it is locked, and it
+        # judges the latest outcome of every query family, not just one group's queries
+        # (else a group of failing executions queries and a group of healthy analytics
+        # queries would flap the meta-alert on every other cycle).
+        self.source_lock = threading.Lock()
+        self._source_outcomes: dict[tuple[object, ...], tuple[bool, bool, bool]] = {}
         self.set_rules(rules)
 
     # -- rule set ---------------------------------------------------------------------------
@@ -102,6 +110,8 @@ class Engine:
         self.rules = {rule.name: rule for rule in rules if rule.enabled}
         self.instances = {name: kept.get(name, {}) for name in self.rules}
         self.next_due = {name: when for name, when in self.next_due.items() if name in kept}
+        with self.source_lock:  # queries of removed rules must not keep judging the source
+            self._source_outcomes = {}
 
     def interval(self, rule: Rule) -> timedelta:
         return rule.interval or self.default_interval
@@ -140,7 +150,8 @@ class Engine:
                 self._judge_rule(rule, rows, now, report)
             self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:
-            self._watch_source(results, now, report)
+            with self.source_lock:
+                self._watch_source(results, now, report)
         return report
 
     def _fetch_all(
@@ -287,10 +298,19 @@ class Engine:
     ) -> None:
         """One meta-alert when the data source itself is down, instead of a storm of errors."""
         failures = [r for r in results.values() if isinstance(r, Exception)]
-        analytics = [r for q, r in results.items() if isinstance(q, AnalyticsQuery)]
+        for request, result in results.items():
+            # (failed, is analytics, empty): the latest outcome of each query family
+            self._source_outcomes[_merge_key(request)] = (
+                isinstance(result, Exception),
+                isinstance(request, AnalyticsQuery),
+                isinstance(result, list) and not result,
+            )
+        outcomes = list(self._source_outcomes.values())
+        failed = sum(1 for f, _, _ in outcomes if f)
+        analytics = [empty for f, is_analytics, empty in outcomes if is_analytics]
         # An empty execution log is normal; an organization with no traffic rows at all is not.
-        empty = bool(analytics) and all(isinstance(r, list) and not r for r in analytics)
-        down = (bool(failures) and len(failures) == len(results)) or (not failures and empty)
+        empty = bool(analytics) and all(analytics)
+        down = (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
         if down and failures:
             reason = redact(str(failures[0])) or type(failures[0]).__name__
         else:

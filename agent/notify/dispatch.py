@@ -199,8 +199,11 @@ class Dispatcher:
             alert.suppressed = reason
 
     def wake(self, conn: sqlite3.Connection, fingerprint: str, now: float) -> None:
+        """Flush the alert's groups now instead of at their next interval. Groups that
+        have not flushed yet keep their group_wait: their first flush covers it."""
         conn.execute(
-            "UPDATE notify_groups SET next_flush_at = ? WHERE id IN "
+            "UPDATE notify_groups SET next_flush_at = MIN(next_flush_at, ?) "
+            "WHERE last_flush_at IS NOT NULL AND id IN "
             "(SELECT group_id FROM notify_group_alerts WHERE fingerprint = ?)",
             (now, fingerprint),
         )

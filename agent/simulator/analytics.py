@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from agent.collect.models import GRANULARITIES, SERVICES
@@ -256,17 +257,22 @@ class _RowMaker:
         self.quirks = quirks
         self.now = now
         self.now_s = epoch(now)
-        self.buckets = make_buckets(
-            request.duration, request.first, request.last, now, subday_format
-        )
-        keys = [request.api_key] if request.api_key else list(model.stacks)
-        self.keys = keys
+        self.subday_format = subday_format
+        self.keys = [request.api_key] if request.api_key else list(model.stacks)
         self.services = [s for s in request.services if s in model.scenario.services]
-        self._count_rows = 0
 
-    def series(self, service: str, buckets: Sequence[Bucket] | None = None) -> list[Agg]:
-        chosen = self.buckets if buckets is None else buckets
-        return self.model.series(self.keys, service, self.request.duration, chosen, self.now_s)
+    @cached_property
+    def buckets(self) -> list[Bucket]:
+        # Lazy: Top URLs and subscription totals ignore ``duration``.
+        request = self.request
+        return make_buckets(
+            request.duration, request.first, request.last, self.now, self.subday_format
+        )
+
+    def series(self, service: str) -> list[Agg]:
+        return self.model.series(
+            self.keys, service, self.request.duration, self.buckets, self.now_s
+        )
 
     def whole_range(self, service: str) -> Agg:
         bucket = make_buckets("historic", self.request.first, self.request.last, self.now, "iso")

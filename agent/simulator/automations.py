@@ -345,9 +345,11 @@ class AutomationsState:
                 continue
             if incident.automation not in (None, auto.spec.id, auto.project_id):
                 continue
-            start = incident.start.timestamp()  # type: ignore[union-attr]
-            end = incident.end.timestamp()  # type: ignore[union-attr]
-            if start <= at < end and uniforms(self._streams[auto.spec.id], key)[0] < incident.level:
+            begin, end = incident.window()
+            if (
+                begin.timestamp() <= at < end.timestamp()
+                and uniforms(self._streams[auto.spec.id], key)[0] < incident.level
+            ):
                 return True
         return False
 

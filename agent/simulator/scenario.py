@@ -128,6 +128,12 @@ class Incident:
     def level(self) -> float:
         return float(self.magnitude or 0.0)
 
+    def window(self) -> tuple[datetime, datetime]:
+        """Absolute (start, end); only valid on a resolved scenario."""
+        if not (isinstance(self.start, datetime) and isinstance(self.end, datetime)):
+            raise ValueError("incident times are offsets; resolve the scenario first")
+        return self.start, self.end
+
 
 @dataclass(frozen=True)
 class AutomationSpec:
@@ -263,7 +269,8 @@ class Scenario:
             replace(i, start=absolute(i.start), end=absolute(i.end)) for i in self.incidents
         ]
         for incident in incidents:
-            if incident.end <= incident.start:  # type: ignore[operator]
+            begin, end = incident.window()
+            if end <= begin:
                 raise ValueError(f"incident {incident.kind}: end must be after start")
         return replace(self, start=start, incidents=incidents)
 

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import sub
+from typing import Any
 
 from agent.simulator.buckets import SUBDAY, Bucket, epoch
 from agent.simulator.scenario import CDN_SERVICES, Scenario, ServiceProfile, Stack
@@ -93,7 +94,7 @@ class _Window:
     level: float
 
 
-class _BoundedCache(dict):  # type: ignore[type-arg]
+class _BoundedCache(dict[object, Any]):
     """A dict that forgets its oldest entries past ``limit`` (the model is pure, so a
     forgotten value is merely recomputed)."""
 
@@ -294,7 +295,7 @@ class TrafficModel:
         for stack in scenario.stacks:
             for service, profile in scenario.services.items():
                 windows = [
-                    _Window(i.kind, epoch(i.start), epoch(i.end), i.level)  # type: ignore[arg-type]
+                    _Window(i.kind, epoch(i.window()[0]), epoch(i.window()[1]), i.level)
                     for i in scenario.incidents
                     if i.kind != "automation_failures"
                     and i.stack in (None, stack.api_key, stack.name)

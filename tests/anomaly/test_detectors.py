@@ -255,3 +255,21 @@ def test_condition_parses_durations_and_rejects_unknown_keys() -> None:
         condition(trigger_window=900)
     with pytest.raises(ValidationError):
         condition(sensitivity=0)
+
+
+def test_auto_expects_a_spike_at_the_same_time_of_day_as_before() -> None:
+    """A daily spike (with a few minutes of timing jitter) is no longer news on later days."""
+    values = noise(288 * 6)
+    spikes = [day * 288 + 150 + day % 3 - 1 for day in range(1, 6)]
+    for i in spikes:
+        values[i] += 80
+    observations = feed(AnomalyTracker(condition()), values)
+    assert observations[spikes[0]].anomalous
+    assert not any(observations[i].anomalous for i in spikes[1:])
+
+
+def test_auto_holds_an_ongoing_level_shift_but_forgets_it_eventually() -> None:
+    """The level band learns a shift, yet judges it by the pre-shift band for a while."""
+    observations = feed(AnomalyTracker(condition(history=400)), noise(400) + noise(300, level=130))
+    assert all(o.anomalous for o in observations[400 + 12 : 400 + 12 + 15])
+    assert not any(o.anomalous for o in observations[-50:])

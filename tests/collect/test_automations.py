@@ -11,6 +11,7 @@ import pytest
 import respx
 
 from agent.collect import Clients, Execution, MalformedResponse, NotFound
+from agent.collect.models import ExecutionsQuery
 
 from .conftest import AUTHTOKEN, AUTOMATIONS, ORG
 
@@ -196,3 +197,16 @@ def test_execution_samples_read_every_page_when_order_is_unknown(
     samples = clients.automations.execution_samples(P, datetime(2024, 3, 15, tzinfo=UTC))
     assert route.call_count == 2
     assert len(samples) == 10
+
+
+def test_fetch_reads_the_newest_executions(router: respx.MockRouter, clients: Clients) -> None:
+    items = [execution(n, f"2024-03-10T10:{59 - n % 60:02d}:00Z") for n in range(130)]
+    items.append({"id": "no-date", "rule_id": A, "status": "success"})
+    route = router.get(f"{BASE}/executions").mock(side_effect=paged("executions", items))
+    samples = clients.automations.fetch(ExecutionsQuery(P, limit=120))
+    assert len(samples) == 120
+    assert [(c.request.url.params["limit"], c.request.url.params["skip"]) for c in route.calls] == [
+        ("100", "0"),
+        ("20", "100"),
+    ]
+    assert all(s.metric == "executions" and s.labels["project"] == P for s in samples)

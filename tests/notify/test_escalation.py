@@ -95,3 +95,12 @@ def test_ack_of_unknown_or_inactive_alert(make_notifier, alerts, clock, http_rec
     notifier.submit([alerts.t("HighErrors", "pending", severity="critical", stack="prod")])
     with pytest.raises(ValueError, match="not active"):
         notifier.ack(next(iter(alerts.states)), "alice")
+
+
+def test_first_tier_respects_group_wait(make_notifier, alerts, clock, http_receiver):
+    notifier = make_notifier(config(http_receiver))
+    notifier.submit([alerts.t("HighErrors", "firing", severity="critical", stack="prod")])
+    run(notifier, clock, 29)
+    assert paths(http_receiver) == []
+    run(notifier, clock, 1)
+    assert paths(http_receiver) == ["/chat"]

@@ -66,7 +66,9 @@ class Api:
             else:
                 query[name] = value
         return self.http.get(
-            f"/analytics/v2/{metric}", params=query, headers={"authtoken": TOKEN} if headers is None else headers
+            f"/analytics/v2/{metric}",
+            params=query,
+            headers={"authtoken": TOKEN} if headers is None else headers,
         )
 
     def retrieve(self, job_id: str, page: int | None = None, **extra: Any) -> httpx.Response:

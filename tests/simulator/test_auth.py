@@ -44,7 +44,9 @@ def test_retrieve_data_checks_credentials_and_org(api: Api) -> None:
     url = f"/analytics/v2/job/{job_id}/data"
     assert api.http.get(url, params={"orgUid": ORG}).status_code == 401
     assert api.http.get(url, headers={"authtoken": TOKEN}).status_code == 400
-    assert api.http.get(url, params={"orgUid": "x"}, headers={"authtoken": TOKEN}).status_code == 403
+    assert (
+        api.http.get(url, params={"orgUid": "x"}, headers={"authtoken": TOKEN}).status_code == 403
+    )
 
 
 def test_unknown_api_key_is_412(api: Api) -> None:
@@ -120,5 +122,11 @@ def test_automations_need_authtoken_and_organization(
 
 def test_unknown_path_is_404(api: Api) -> None:
     assert api.http.get("/v3/stacks", headers={"authtoken": TOKEN}).status_code == 404
-    assert api.http.get("/analytics/v2/job/x/data/y", params={"orgUid": ORG, "from": TODAY},
-                        headers={"authtoken": TOKEN}).status_code == 404
+    assert (
+        api.http.get(
+            "/analytics/v2/job/x/data/y",
+            params={"orgUid": ORG, "from": TODAY},
+            headers={"authtoken": TOKEN},
+        ).status_code
+        == 404
+    )

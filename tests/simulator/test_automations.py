@@ -65,9 +65,7 @@ def test_automation_list_uses_the_rules_key(auto: Api) -> None:
         assert {"id", "title", "active", "project_id", "throttle"} <= set(rule)
         assert "steps" not in rule
     assert {r["id"]: r["active"] for r in rules}[INACTIVE] is False
-    assert auto.automations("GET", f"/projects/{OTHER_PROJECT}/automations").json() == {
-        "rules": []
-    }
+    assert auto.automations("GET", f"/projects/{OTHER_PROJECT}/automations").json() == {"rules": []}
 
 
 def test_one_automation_with_steps(auto: Api) -> None:
@@ -77,7 +75,10 @@ def test_one_automation_with_steps(auto: Api) -> None:
     steps = auto.automations("GET", path, params={"show_steps": "true"}).json()["steps"]
     assert [s["type"] for s in steps] == ["trigger", "action"]
     assert auto.automations("GET", f"/projects/{PROJECT}/automations/{'9' * 32}").status_code == 404
-    assert auto.automations("GET", f"/projects/{OTHER_PROJECT}/automations/{SECURE}").status_code == 404
+    assert (
+        auto.automations("GET", f"/projects/{OTHER_PROJECT}/automations/{SECURE}").status_code
+        == 404
+    )
 
 
 def test_list_parameters(auto: Api) -> None:
@@ -127,7 +128,14 @@ def test_scheduled_executions_and_failures(auto: Api) -> None:
     assert first["rule_id"] == OPEN
     assert first["created_at"] == "2024-02-05T12:00:00.000Z"  # newest first
     failed = [e for e in executions if e["status"] == "failed"]
-    assert {e["created_at"][11:16] for e in failed} == {"10:00", "10:10", "10:20", "10:30", "10:40", "10:50"}
+    assert {e["created_at"][11:16] for e in failed} == {
+        "10:00",
+        "10:10",
+        "10:20",
+        "10:30",
+        "10:40",
+        "10:50",
+    }
     assert {e["status"] for e in executions} == {"success", "failed"}
     detail = auto.automations("GET", f"/projects/{PROJECT}/executions/{first['id']}").json()
     assert detail == {"executions": [first]}

@@ -43,7 +43,10 @@ SHORT_MEAN_POINTS = 12
 SEASONAL_JITTER_BINS = 3
 #: auto: an excursion of the short mean is judged against the band from its start for at
 #: most this fraction of ``history`` points, though the band itself learns the new values.
-EXCURSION_HOLD = 0.25
+EXCURSION_HOLD = 0.1
+#: auto: how far past a remembered season's extreme (as a fraction of its distance from the
+#: median) a value still counts as reached.
+SEASONAL_REACH = 0.05
 #: auto uses the seasonal residual when its spread is below this fraction of the value's.
 SEASONAL_GAIN = 0.6
 SEASONAL_RECHECK = 32
@@ -238,8 +241,13 @@ class SeasonalProfile:
         n = len(ordered)
         return index, (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
 
-    def seen_near(self, index: int, value: float, jitter: int) -> bool:
-        """Did a remembered season reach ``value`` within ``jitter`` bins of this phase?"""
+    def seen_near(
+        self, index: int, value: float, jitter: int, centre: float, margin: float
+    ) -> bool:
+        """Did a remembered season reach ``value`` within ``jitter`` bins of this phase?
+
+        "Reach" allows ``margin`` of the remembered extreme's distance from ``centre``.
+        """
         assert self.bin_seconds is not None
         bins = round(self.season / self.bin_seconds)
         low = high = None
@@ -248,7 +256,11 @@ class SeasonalProfile:
             if history:
                 low = min(history) if low is None else min(low, *history)
                 high = max(history) if high is None else max(high, *history)
-        return low is not None and high is not None and low <= value <= high
+        if low is None or high is None:
+            return False
+        low -= margin * max(centre - low, 0.0)
+        high += margin * max(high - centre, 0.0)
+        return low <= value <= high
 
     def absorb(self, index: int | None, value: float) -> None:
         if index is None:
@@ -463,9 +475,15 @@ class AutoDetector(Detector):
                     judged.score,
                 )
             self.residual.absorb(value - seasonal, judged)
-        if by_value is not None and abs(by_value.score) > 1.0 and index is not None:
-            if self.profile.seen_near(index, value, SEASONAL_JITTER_BINS):
-                by_value = Estimate(by_value.expected, by_value.lower, by_value.upper, 0.0)
+        if (
+            by_value is not None
+            and abs(by_value.score) > 1.0
+            and index is not None
+            and self.profile.seen_near(
+                index, value, SEASONAL_JITTER_BINS, by_value.expected, SEASONAL_REACH
+            )
+        ):
+            by_value = Estimate(by_value.expected, by_value.lower, by_value.upper, 0.0)
         self.value.absorb(value, by_value)
         self.level.absorb(mean, by_level)
         if by_season is not None:

@@ -1,0 +1,265 @@
+"""The daemon's tables in the state store: alert instances (with anomaly baselines), audit trail.
+
+Why the rule hash: the engine keeps the state of a rule only while its definition is
+unchanged (``Engine.set_rules``); a restart must apply the same test, so each row
+records a hash of the definition it was judged under and rows of edited rules are
+not restored.
+
+Why instances are saved in the notifier's transaction: ``save`` is called inside the
+``store.tx()`` that also wraps ``Notifier.submit`` (nested transactions join), so a
+crash leaves either both the notification and the new state, or neither — and then
+the next cycle reproduces the same transitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.evaluate.alerts import AlertState
+from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
+from agent.evaluate.engine import SOURCE_DOWN, Engine, Instance
+from agent.evaluate.rules import Rule
+from agent.evaluate.state import InstanceState
+from agent.store import Store
+
+COMPONENT = "daemon"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    -- Every alert instance the engine judges, as of its last evaluation.
+    CREATE TABLE daemon_instances (
+        rule TEXT NOT NULL,
+        -- JSON list of [label, value] pairs: the engine's InstanceKey.
+        instance_key TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since REAL,
+        pending_since REAL,
+        firing_since REAL,
+        clearing_since REAL,
+        value REAL,
+        evaluated_at REAL,
+        error TEXT,
+        annotations TEXT NOT NULL DEFAULT '{}',
+        -- AnomalyTracker.to_state(): the detector's baseline and its windows.
+        tracker TEXT,
+        rule_hash TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (rule, instance_key)
+    );
+    CREATE INDEX daemon_instances_fp ON daemon_instances (fingerprint);
+    CREATE INDEX daemon_instances_age ON daemon_instances (state, updated_at);
+    -- Who did what: reloads, silences and acks through the API, remediation actions later.
+    CREATE TABLE daemon_audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        outcome TEXT NOT NULL DEFAULT 'ok'
+    );
+    CREATE INDEX daemon_audit_at ON daemon_audit (at);
+    -- Small facts about the running daemon (its HTTP address for ``stackwatch status``).
+    CREATE TABLE daemon_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+#: states an instance may be forgotten in once it has not been evaluated for the retention.
+_QUIET = (AlertState.INACTIVE.value, AlertState.RESOLVED.value)
+
+
+def rule_hash(rule: Rule | None) -> str:
+    if rule is None:  # the source-down meta-alert has no definition
+        return ""
+    return hashlib.sha256(rule.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """A row of ``daemon_instances``, decoded."""
+
+    rule: str
+    key: tuple[tuple[str, str], ...]
+    labels: dict[str, str]
+    fingerprint: str
+    state: InstanceState
+    annotations: dict[str, str]
+    tracker: dict[str, Any] | None
+    rule_hash: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> StoredInstance:
+        return cls(
+            rule=row["rule"],
+            key=tuple((str(k), str(v)) for k, v in json.loads(row["instance_key"])),
+            labels=json.loads(row["labels"]),
+            fingerprint=row["fingerprint"],
+            state=InstanceState(
+                state=AlertState(row["state"]),
+                since=_dt(row["since"]),
+                pending_since=_dt(row["pending_since"]),
+                firing_since=_dt(row["firing_since"]),
+                clearing_since=_dt(row["clearing_since"]),
+                value=row["value"],
+                evaluated_at=_dt(row["evaluated_at"]),
+                error=row["error"],
+            ),
+            annotations=json.loads(row["annotations"]),
+            tracker=json.loads(row["tracker"]) if row["tracker"] else None,
+            rule_hash=row["rule_hash"],
+        )
+
+    def to_instance(self, rule: Rule | None) -> Instance:
+        tracker = None
+        if rule is not None and isinstance(rule.condition, AnomalyCondition):
+            tracker = AnomalyTracker(rule.condition)
+            if self.tracker is not None:
+                tracker = AnomalyTracker.from_state(rule.condition, self.tracker)
+        return Instance(
+            self.rule,
+            self.key,
+            dict(self.labels),
+            self.fingerprint,
+            state=self.state,
+            tracker=tracker,
+            annotations=dict(self.annotations),
+        )
+
+
+def migrate(store: Store) -> None:
+    store.migrate(COMPONENT, MIGRATIONS)
+
+
+def save(
+    conn: sqlite3.Connection,
+    instances: Iterable[Instance],
+    hashes: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """Upsert instances; a row already written from a later evaluation is kept (two
+    groups may save the shared source-down instance in either order)."""
+    rows = []
+    for instance in instances:
+        state = instance.state
+        rows.append(
+            (
+                instance.rule,
+                json.dumps([list(pair) for pair in instance.key]),
+                json.dumps(instance.labels, sort_keys=True),
+                instance.fingerprint,
+                state.state.value,
+                _ts(state.since),
+                _ts(state.pending_since),
+                _ts(state.firing_since),
+                _ts(state.clearing_since),
+                state.value,
+                _ts(state.evaluated_at),
+                state.error,
+                json.dumps(instance.annotations, sort_keys=True),
+                json.dumps(instance.tracker.to_state()) if instance.tracker else None,
+                hashes.get(instance.rule, ""),
+                now.timestamp(),
+            )
+        )
+    conn.executemany(
+        """
+        INSERT INTO daemon_instances (rule, instance_key, labels, fingerprint, state, since,
+            pending_since, firing_since, clearing_since, value, evaluated_at, error,
+            annotations, tracker, rule_hash, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (rule, instance_key) DO UPDATE SET labels = excluded.labels,
+            fingerprint = excluded.fingerprint, state = excluded.state, since = excluded.since,
+            pending_since = excluded.pending_since, firing_since = excluded.firing_since,
+            clearing_since = excluded.clearing_since, value = excluded.value,
+            evaluated_at = excluded.evaluated_at, error = excluded.error,
+            annotations = excluded.annotations, tracker = excluded.tracker,
+            rule_hash = excluded.rule_hash, updated_at = excluded.updated_at
+        WHERE excluded.evaluated_at IS NULL OR daemon_instances.evaluated_at IS NULL
+            OR excluded.evaluated_at >= daemon_instances.evaluated_at
+        """,
+        rows,
+    )
+    return len(rows)
+
+
+def load(conn: sqlite3.Connection) -> list[StoredInstance]:
+    rows = conn.execute("SELECT * FROM daemon_instances ORDER BY rule, instance_key").fetchall()
+    return [StoredInstance.from_row(row) for row in rows]
+
+
+def restore(engine: Engine, stored: Iterable[StoredInstance]) -> tuple[int, int]:
+    """Put stored instances back into the engine; returns (restored, skipped).
+
+    Skipped: rules that are gone, disabled or whose definition changed since."""
+    restored = skipped = 0
+    for item in stored:
+        rule = engine.rules.get(item.rule)
+        if item.rule == SOURCE_DOWN:
+            engine.restore(item.to_instance(None))
+            restored += 1
+        elif rule is not None and rule_hash(rule) == item.rule_hash:
+            engine.restore(item.to_instance(rule))
+            restored += 1
+        else:
+            skipped += 1
+    return restored, skipped
+
+
+def audit(
+    conn: sqlite3.Connection,
+    now: datetime,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    outcome: str = "ok",
+) -> None:
+    conn.execute(
+        "INSERT INTO daemon_audit (at, actor, action, target, detail, outcome) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (now.timestamp(), actor, action, target, json.dumps(dict(detail or {})), outcome),
+    )
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO daemon_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM daemon_meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def prune(conn: sqlite3.Connection, cutoff: datetime) -> tuple[int, int]:
+    """Forget quiet instances not evaluated since ``cutoff`` (their rule or their stack is
+    gone) and older audit rows. Returns (instances, audit rows) deleted."""
+    marks = ",".join("?" * len(_QUIET))
+    instances = conn.execute(
+        f"DELETE FROM daemon_instances WHERE state IN ({marks}) AND updated_at < ?",
+        (*_QUIET, cutoff.timestamp()),
+    ).rowcount
+    audits = conn.execute("DELETE FROM daemon_audit WHERE at < ?", (cutoff.timestamp(),)).rowcount
+    return instances, audits

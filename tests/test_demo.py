@@ -1,0 +1,38 @@
+"""`stackwatch demo` as a newcomer runs it: alerts fire and resolve, printed in the terminal."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_fires_and_resolves_the_cdn_spike_through_apprise():
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demo", "--duration", "20", "--speed", "180"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    firing = [line for line in lines if "[FIRING" in line and "cdn-5xx-share" in line]
+    resolved = [line for line in lines if "[RESOLVED]" in line and "cdn-5xx-share" in line]
+    assert firing and resolved, result.stdout
+    assert lines.index(firing[0]) < lines.index(resolved[0])
+    assert "on stack Website" in firing[0]
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("Demo over:")
+
+
+def test_demo_with_a_missing_config_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demo", "--config", str(tmp_path / "none.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "config file not found" in result.stderr and "Traceback" not in result.stderr

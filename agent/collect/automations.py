@@ -46,7 +46,7 @@ class Automation:
     title: str = ""
     active: bool = False
     project_id: str | None = None
-    throttle: Any = None
+    throttle: Any = field(default=None, compare=False)
     steps: list[Any] = field(default_factory=list, compare=False, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

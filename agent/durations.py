@@ -30,7 +30,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """Shortest readable form: ``timedelta(minutes=90)`` → ``"1h30m"``."""
-    seconds = int(round(delta.total_seconds()))
+    seconds = round(delta.total_seconds())
     if seconds == 0:
         return "0s"
     sign = "-" if seconds < 0 else ""
@@ -41,3 +41,21 @@ def format_duration(delta: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return sign + "".join(parts)
+
+
+def strict_duration(value: object) -> object:
+    """pydantic before-validator for rule files: durations must carry a unit."""
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("durations are strings with a unit, such as '30s', '5m', '1h', '1d'")
+    return value
+
+
+def lenient_duration(value: object) -> object:
+    """pydantic before-validator for config files: a bare number means seconds."""
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value

@@ -20,6 +20,20 @@ def _redact_event(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing.
+
+    structlog's PrintLogger keeps the file it was given; binding it to the stream of
+    the moment would break when that stream is replaced (test capture, daemonizing).
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "info", *, json_output: bool | None = None) -> None:
     """Configure structlog for the whole process.
 
@@ -44,6 +58,6 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

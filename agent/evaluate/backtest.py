@@ -17,7 +17,7 @@ from typing import Any
 from agent.collect.models import Sample
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import threshold_verdict
+from agent.evaluate.conditions import anomaly_verdict, threshold_verdict
 from agent.evaluate.engine import Engine
 from agent.evaluate.loader import load_rules
 from agent.evaluate.planner import DataSource, plan
@@ -97,13 +97,7 @@ def replay_series(rule: Rule, rows: Sequence[Row], *, series: str) -> Iterator[d
     for row in rows:
         at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
         if tracker is not None:
-            observation = tracker.observe(at, row.value)
-            if observation.breached:
-                verdict = Verdict.BREACHED
-            elif observation.recovered:
-                verdict = Verdict.CLEARED
-            else:
-                verdict = Verdict.BETWEEN
+            verdict = anomaly_verdict(tracker.observe(at, row.value))
         else:
             assert isinstance(condition, ThresholdCondition)
             verdict = threshold_verdict(row.value, condition.op, condition.value, rule.clear)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.collect.models import Sample
-from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
+from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker, Observation
 from agent.evaluate.rules import (
     ChangeCondition,
     ClearCondition,
@@ -106,16 +106,18 @@ def judge(
     raise TypeError(f"unknown condition {type(condition).__name__}")
 
 
+def anomaly_verdict(observation: Observation) -> Verdict:
+    if observation.breached:
+        return Verdict.BREACHED
+    if observation.recovered:
+        return Verdict.CLEARED
+    return Verdict.BETWEEN
+
+
 def judge_anomaly(tracker: AnomalyTracker, at: datetime, value: float) -> Judgement:
     observation = tracker.observe(at, value)
-    if observation.breached:
-        verdict = Verdict.BREACHED
-    elif observation.recovered:
-        verdict = Verdict.CLEARED
-    else:
-        verdict = Verdict.BETWEEN
     return Judgement(
-        verdict,
+        anomaly_verdict(observation),
         value,
         None,
         {

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.collect.models import GRANULARITIES, SERVICES, Metric
-from agent.durations import parse_duration
+from agent.durations import strict_duration
 from agent.evaluate.annotate import check_template
 from agent.evaluate.anomaly import AnomalyCondition
 
@@ -36,14 +36,6 @@ Comparison = Literal[">", ">=", "<", "<="]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _STATUS_RANGE = re.compile(r"^(\d{3})-(\d{3})$")
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError("durations are strings with a unit, such as '30s', '5m', '1h', '1d'")
-    return value
 
 
 class _Strict(BaseModel):
@@ -83,7 +75,7 @@ class QuerySpec(_Strict):
     #: extra Analytics parameters, e.g. ``{cache = "all"}`` or ``{includeCount = "true"}``.
     params: dict[str, str] = Field(default_factory=dict)
 
-    _durations = field_validator("window", mode="before")(_duration)
+    _durations = field_validator("window", mode="before")(strict_duration)
 
     @field_validator("metric")
     @classmethod
@@ -185,7 +177,7 @@ class ChangeCondition(_Strict):
     #: ignore changes while the reference window's value is below this (tiny baselines).
     min_reference: float = 0.0
 
-    _durations = field_validator("reference", mode="before")(_duration)
+    _durations = field_validator("reference", mode="before")(strict_duration)
 
 
 class NoDataCondition(_Strict):
@@ -194,7 +186,7 @@ class NoDataCondition(_Strict):
     type: Literal["nodata"]
     duration: timedelta
 
-    _durations = field_validator("duration", mode="before")(_duration)
+    _durations = field_validator("duration", mode="before")(strict_duration)
 
 
 Condition = Annotated[
@@ -234,7 +226,7 @@ class Rule(_Strict):
     on_error: Literal["error", "keep"] = "error"
     enabled: bool = True
 
-    _durations = field_validator("for_", "clear_for", "interval", mode="before")(_duration)
+    _durations = field_validator("for_", "clear_for", "interval", mode="before")(strict_duration)
 
     @field_validator("name")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.collect.models import Sample
-from agent.durations import format_duration, parse_duration
+from agent.durations import format_duration, strict_duration
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import Engine, Instance
 from agent.evaluate.loader import RulesInvalid, load_rules, locate
@@ -25,10 +25,6 @@ from agent.evaluate.series import expand
 from agent.evaluate.sources import MemorySource
 
 _ALERTING = (AlertState.PENDING, AlertState.FIRING, AlertState.NODATA, AlertState.ERROR)
-
-
-def _duration(value: Any) -> Any:
-    return parse_duration(value) if isinstance(value, str) else value
 
 
 class _Strict(BaseModel):
@@ -66,7 +62,7 @@ class Expectation(_Strict):
     rule: str
     alerts: list[ExpectedAlert] = Field(default_factory=list)
 
-    _at = field_validator("at", mode="before")(_duration)
+    _at = field_validator("at", mode="before")(strict_duration)
 
 
 class RuleTestCase(_Strict):
@@ -75,7 +71,7 @@ class RuleTestCase(_Strict):
     series: list[SeriesSpec] = Field(default_factory=list)
     expect: list[Expectation] = Field(min_length=1)
 
-    _interval = field_validator("interval", mode="before")(_duration)
+    _interval = field_validator("interval", mode="before")(strict_duration)
 
 
 class RuleTestFile(_Strict):
@@ -86,7 +82,7 @@ class RuleTestFile(_Strict):
     stacks: dict[str, str] = Field(default_factory=dict)
     test: list[RuleTestCase] = Field(min_length=1)
 
-    _interval = field_validator("evaluation_interval", mode="before")(_duration)
+    _interval = field_validator("evaluation_interval", mode="before")(strict_duration)
 
     @field_validator("start")
     @classmethod

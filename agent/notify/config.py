@@ -11,25 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from agent.durations import parse_duration
+from agent.durations import lenient_duration
 from agent.notify.matchers import parse_matchers
 from agent.redact import register_secret
 
 TemplateKind = Literal["markdown", "html", "text", "short"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _as_timedelta(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
-
-
-def _as_optional_timedelta(value: Any) -> Any:
-    return None if value is None else _as_timedelta(value)
 
 
 class _Model(BaseModel):
@@ -60,7 +48,7 @@ class ChannelConfig(_Model):
     #: upper bound for one send to one destination.
     timeout: timedelta = timedelta(seconds=15)
 
-    _durations = field_validator("timeout", mode="before")(_as_timedelta)
+    _durations = field_validator("timeout", mode="before")(lenient_duration)
 
     @model_validator(mode="after")
     def _load_urls(self) -> ChannelConfig:
@@ -122,7 +110,7 @@ class RouteConfig(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     _durations = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(
-        _as_optional_timedelta
+        lenient_duration
     )
 
     @field_validator("match_re")
@@ -196,7 +184,7 @@ class EscalationTier(_Model):
     after: timedelta = timedelta(0)
     channels: list[str]
 
-    _durations = field_validator("after", mode="before")(_as_timedelta)
+    _durations = field_validator("after", mode="before")(lenient_duration)
 
 
 class EscalationPolicyConfig(_Model):
@@ -224,7 +212,7 @@ class OutboxConfig(_Model):
 
     _durations = field_validator(
         "retry_initial", "retry_max", "dead_letter_after", "claim_timeout", mode="before"
-    )(_as_timedelta)
+    )(lenient_duration)
 
 
 class NotifyConfig(_Model):
@@ -251,7 +239,7 @@ class NotifyConfig(_Model):
     #: PagerDuty Events API v2 endpoint for ``pdevents://`` (``?url=`` on a URL wins).
     pagerduty_events_url: str | None = None
 
-    _durations = field_validator("retention", mode="before")(_as_timedelta)
+    _durations = field_validator("retention", mode="before")(lenient_duration)
 
     @model_validator(mode="after")
     def _check_references(self) -> NotifyConfig:

@@ -40,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {redact(problem)}", file=sys.stderr)
         return 2
     except RulesInvalid as error:
-        for problem in error.problems:
-            print(redact(str(problem)), file=sys.stderr)
+        for rule_problem in error.problems:
+            print(redact(str(rule_problem)), file=sys.stderr)
         return 2
     except (ContentstackError, CsvError) as error:
         print(f"error: {redact(str(error))}", file=sys.stderr)
@@ -89,10 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="config whose rules the demo evaluates (default: config.example.toml)",
     )
     demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
-    demo.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per real second"
-    )
+    demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
     demo.set_defaults(handler=cmd_demo)
+
+    run = commands.add_parser("run", help="run the alerting daemon (SIGHUP reloads)")
+    _config_option(run)
+    run.set_defaults(handler=cmd_run)
+
+    status = commands.add_parser("status", help="show current alerts of the daemon")
+    _config_option(status)
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.set_defaults(handler=cmd_status)
 
     from agent.notify import cli as notify_cli
 
@@ -132,6 +139,53 @@ def _settings(args: argparse.Namespace) -> Any:
     settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
     configure_logging(settings.agent.log_level)
     return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from agent.daemon.service import Daemon
+    from agent.store.db import StoreError
+
+    explicit = args.config is not None
+    path: Path = args.config or DEFAULT_CONFIG
+    settings = _settings(args)
+    try:
+        daemon = Daemon(
+            settings, path if explicit or path.exists() else None, config_required=explicit
+        )
+    except StoreError as error:
+        print(f"error: {redact(str(error))}", file=sys.stderr)
+        return 2
+    if not daemon.run():
+        # a cycle is still stuck in an API call: its state is safe (it commits whole or
+        # not at all), so leave without waiting for the worker threads
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from agent.daemon.status import daemon_url, fetch_alerts, format_table, read_state_file
+
+    settings = _settings(args)
+    agent = settings.agent
+    url = daemon_url(agent.state_path, agent.http_bind, agent.http_port)
+    alerts = fetch_alerts(url) if url else None
+    source = f"daemon at {url}"
+    if alerts is None:
+        try:
+            alerts = read_state_file(agent.state_path)
+        except FileNotFoundError as error:
+            print(f"error: no daemon answered and {error}", file=sys.stderr)
+            return 1
+        source = f"state file {agent.state_path} (daemon not reachable)"
+    if args.format == "json":
+        print(json.dumps({"source": source, "alerts": alerts}, indent=2, sort_keys=True))
+    else:
+        print(format_table(alerts))
+        print(f"({len(alerts)} alert(s) from {source})", file=sys.stderr)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

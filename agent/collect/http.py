@@ -39,6 +39,8 @@ _MISSING: Any = object()
 
 #: inspects every final answer before it is mapped to a result or an error; may raise.
 ResponseHook = Callable[[httpx.Response], None]
+#: told of every attempt: (endpoint, HTTP status or 0 when no answer came); for metrics.
+RequestObserver = Callable[[str, int], None]
 
 
 class HttpClient:
@@ -77,6 +79,7 @@ class HttpClient:
             follow_redirects=False,
         )
         self.auth = self._make_auth()
+        self.observer: RequestObserver | None = None
 
     def _make_auth(self) -> Auth:
         settings = self.settings
@@ -148,6 +151,8 @@ class HttpClient:
                     method, url, params, json, data, send_headers, rate_limited=rate_limited
                 )
             except httpx.HTTPError as error:
+                if self.observer is not None:
+                    self.observer(endpoint, 0)
                 retryable = _is_transient(error) and (idempotent or _surely_unsent(error))
                 if retryable and retries < self.max_retries:
                     wait = self._backoff(retries)
@@ -163,6 +168,8 @@ class HttpClient:
                 log.warning("contentstack.unavailable", endpoint=endpoint, error=failure.message)
                 raise failure from error
 
+            if self.observer is not None:
+                self.observer(endpoint, response.status_code)
             if on_response is not None:
                 on_response(response)
             status = response.status_code
@@ -173,7 +180,7 @@ class HttpClient:
                 reauthenticated = True
                 log.info("contentstack.reauthenticate", endpoint=endpoint)
                 continue
-            error = error_from_response(response, endpoint)
+            api_error = error_from_response(response, endpoint)
             if status in retry_statuses and (idempotent or status in _UNPROCESSED_STATUSES):
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock)
                 if retries < self.max_retries and (
@@ -189,21 +196,21 @@ class HttpClient:
                     retries += 1
                     continue
                 if retry_after is not None and retry_after > self.max_retry_after:
-                    error = type(error)(
-                        f"{error.message} (server asked to retry after {retry_after:.0f}s)",
-                        status=error.status,
+                    api_error = type(api_error)(
+                        f"{api_error.message} (server asked to retry after {retry_after:.0f}s)",
+                        status=api_error.status,
                         endpoint=endpoint,
-                        error_code=error.error_code,
+                        error_code=api_error.error_code,
                     )
             log.warning(
                 "contentstack.error",
                 endpoint=endpoint,
                 status=status,
-                error_type=type(error).__name__,
-                error=error.message,
+                error_type=type(api_error).__name__,
+                error=api_error.message,
                 attempts=retries + 1,
             )
-            raise error
+            raise api_error
 
     def _send(
         self,

@@ -175,10 +175,10 @@ class Engine:
         labels = rule.query.instance_labels
         groups = split_instances(rows, labels)
         known = self.instances[rule.name]
-        expected = (
-            {(("stack", stack),) for stack in rule.query.stacks} if labels == ("stack",) else set()
-        )
-        if not labels:
+        expected: set[InstanceKey] = set()
+        if labels == ("stack",):
+            expected = {(("stack", stack),) for stack in rule.query.stacks}
+        elif not labels:
             expected = {()}
         for key in sorted(set(groups) | set(known) | expected):
             instance = known.get(key) or self._new_instance(rule, key)

@@ -314,12 +314,12 @@ class Dispatcher:
             if state == "resolved":
                 # Only resolve what this channel was told is firing; a resolution passes
                 # silences and inhibition so no incident is left open.
-                if same_episode and previous["state"] != "resolved":
+                if same_episode and previous is not None and previous["state"] != "resolved":
                     (changed if route.send_resolved else quietly_resolved).append(member)
                 continue
             if member.suppressed:
                 continue
-            if same_episode and previous["state"] == state:
+            if same_episode and previous is not None and previous["state"] == state:
                 ongoing.append(member)
             else:
                 changed.append(member)

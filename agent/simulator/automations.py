@@ -91,6 +91,7 @@ def list_params(query: Mapping[str, Sequence[str]], default_sort: tuple[str, boo
     asc, desc = one("asc"), one("desc")
     if asc and desc:
         raise invalid("asc", "give either asc or desc, not both", status=422)
+    sort: str | None
     sort, descending = default_sort
     if asc or desc:
         sort, descending = (asc, False) if asc else (desc, True)
@@ -103,10 +104,9 @@ def list_params(query: Mapping[str, Sequence[str]], default_sort: tuple[str, boo
 
 
 def paged(key: str, items: list[dict[str, Any]], params: ListParams) -> dict[str, Any]:
-    if params.sort:
-        items = sorted(
-            items, key=lambda item: str(item.get(params.sort, "")), reverse=params.descending
-        )
+    sort = params.sort
+    if sort:
+        items = sorted(items, key=lambda item: str(item.get(sort, "")), reverse=params.descending)
     body: dict[str, Any] = {key: items[params.skip : params.skip + params.limit]}
     if params.include_count:
         body["count"] = len(items)
@@ -288,7 +288,8 @@ class AutomationsState:
     ) -> dict[str, Any]:
         params = list_params(query, ("created_at", True))
         executions = self._executions(self._project(project_id))
-        rule = (query.get("rule_id") or query.get("automation_id") or [None])[-1]
+        rule_ids: Sequence[str] = query.get("rule_id") or query.get("automation_id") or [""]
+        rule = rule_ids[-1]
         if rule:
             executions = [e for e in executions if e["rule_id"] == rule]
         return paged("executions", executions, params)

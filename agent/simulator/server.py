@@ -309,12 +309,12 @@ class Simulator:
         admitted, remaining = self._limiter.acquire(self._rate_key(request))
         headers = self._rate_headers(remaining)
         if not admitted:
-            error = ApiError(
+            refusal = ApiError(
                 429,
                 f"Too many requests: the limit is {self.rate_limit} requests per second.",
                 error_code=ErrorCode.RATE_LIMITED,
             )
-            return _Response.json(429, error.body(), {**headers, "Retry-After": "1"})
+            return _Response.json(429, refusal.body(), {**headers, "Retry-After": "1"})
         try:
             path = request.path
             if path.startswith(ANALYTICS_PREFIX):
@@ -526,7 +526,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

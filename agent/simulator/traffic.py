@@ -203,7 +203,7 @@ class Channel:
 
     def _spread(self, total: int, stream: int, first: int, u: float) -> list[int]:
         """Split ``total`` over 60 sub-buckets with ±25 % jittered weights."""
-        weights = []
+        weights: list[float] = []
         for i in range(20):  # three 21-bit weights per hash
             h = draw(stream, first + i)
             weights += (0.75 + (h & 0x1FFFFF) * _W21, 0.75 + ((h >> 21) & 0x1FFFFF) * _W21)

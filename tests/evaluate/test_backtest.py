@@ -89,7 +89,9 @@ value = 0.2
 """
     labels = {"service": "cdn"}
     rows = per_minute("http-statuses", {**labels, "status": "200"}, [100] * 60)
-    rows += per_minute("http-statuses", {**labels, "status": "500"}, [0] * 20 + [100] * 10 + [0] * 30)
+    rows += per_minute(
+        "http-statuses", {**labels, "status": "500"}, [0] * 20 + [100] * 10 + [0] * 30
+    )
     transitions = list(
         backtest_source([rule(status)], MemorySource(rows), T0 + 5 * MIN, T0 + 50 * MIN, MIN)
     )

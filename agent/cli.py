@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.clock import SystemClock
+from agent.clock import OffsetClock, SystemClock
 from agent.collect import ContentstackError
 from agent.config import ConfigError
 from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source
@@ -240,7 +240,32 @@ def cmd_once(args: argparse.Namespace) -> int:
         _print_table(rows)
     for rule, message in report.errors.items():
         print(f"warning: {rule}: {message}", file=sys.stderr)
+    if args.notify:
+        return _notify_once(settings, clock, report.transitions)
     return 0
+
+
+def _notify_once(settings: Any, clock: SystemClock, transitions: list[Any]) -> int:
+    """Send this run's transitions now: a one-shot run cannot wait out group_wait."""
+    from agent.notify import Notifier
+    from agent.notify.route import RouteTree
+    from agent.store import Store
+
+    routes = RouteTree(settings.notify.route).by_id.values()
+    longest_wait = max((route.group_wait for route in routes), default=timedelta(0))
+    store = Store(settings.agent.state_path)
+    try:
+        notifier = Notifier(settings.notify, store, OffsetClock(clock, longest_wait))
+        notifier.submit(transitions)
+        delivery = notifier.run_once()
+    finally:
+        store.close()
+    print(
+        f"notifications: {delivery.delivered} delivered, {delivery.retrying} to retry, "
+        f"{delivery.dead} dead",
+        file=sys.stderr,
+    )
+    return 0 if not delivery.retrying and not delivery.dead else 1
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:

@@ -96,3 +96,21 @@ class ScaledClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.factor)
+
+
+class OffsetClock:
+    """Another clock shifted by a fixed offset (``stackwatch once --notify`` looks past
+    the routes' group_wait so that a one-shot run sends at once)."""
+
+    def __init__(self, base: Clock, offset: timedelta) -> None:
+        self.base = base
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+    def monotonic(self) -> float:
+        return self.base.monotonic() + self.offset.total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)

@@ -1,0 +1,76 @@
+"""Fixtures shared by several suites: a local HTTP receiver for webhook deliveries."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Received:
+    path: str
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class HttpReceiver:
+    """Records JSON posts; ``fail`` makes it answer 503 (an outage)."""
+
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    fail: bool = False
+    respond: Callable[[Received], tuple[int, dict[str, Any]]] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def posts(self, path: str | None = None) -> list[Any]:
+        with self.lock:
+            return [r.body for r in self.requests if path is None or r.path.startswith(path)]
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+            item = Received(self.path, body, dict(self.headers))
+            if receiver.fail:
+                status, answer = 503, {"error": "unavailable"}
+            else:
+                with receiver.lock:
+                    receiver.requests.append(item)
+                status, answer = receiver.respond(item) if receiver.respond else (202, {})
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,259 @@
+"""Helpers for the daemon tests: a webhook receiver, a daemon subprocess, configs.
+
+Everything listens on 127.0.0.1; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+AUTHTOKEN = "daemon-test-authtoken-5c1e"
+ORG = "org-daemon-test"
+WEBSITE = "blt0000000000000website"
+MOBILE = "blt00000000000000mobile"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class WebhookReceiver:
+    """Captures Apprise ``json://`` posts."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    payload = {"raw": body.decode(errors="replace")}
+                with receiver._lock:
+                    receiver.posts.append(payload)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [f"{p.get('title', '')}\n{p.get('message', '')}" for p in self.posts]
+
+    def matching(self, *needles: str) -> list[str]:
+        return [t for t in self.texts() if all(n in t for n in needles)]
+
+
+class DaemonProcess:
+    """``python -m agent.cli run`` with its JSON log lines collected."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("NOTIFY_SOCKET", None)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.logs: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._lock:
+                self.raw.append(line)
+                with contextlib.suppress(ValueError):
+                    self.logs.append(json.loads(line))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [entry for entry in self.logs if entry.get("event") == name]
+
+    def wait_log(self, name: str, timeout: float, count: int = 1) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            self.check_alive()
+            entries = self.events(name)
+            return entries[count - 1] if len(entries) >= count else None
+
+        return wait_until(found, timeout, f"log event {name!r} #{count}")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            with self._lock:
+                tail = "".join(self.raw[-30:])
+            raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{tail}")
+
+    @property
+    def url(self) -> str:
+        return str(self.wait_log("daemon_started", 20)["http"])
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        status, body = self.get("/api/v1/alerts?all=1")
+        assert status == 200
+        return list(json.loads(body)["alerts"])
+
+    def signal(self, signum: signal.Signals) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def write_config(
+    folder: Path,
+    *,
+    simulator_url: str,
+    hook_port: int,
+    origin: datetime,
+    speed: float,
+    extra_agent: str = "",
+) -> Path:
+    config = folder / "config.toml"
+    config.write_text(
+        f"""
+[contentstack]
+organization_uid = "{ORG}"
+authtoken = "{AUTHTOKEN}"
+analytics_base_url = "{simulator_url}"
+automations_base_url = "{simulator_url}"
+max_retries = 1
+request_timeout = "5s"
+
+[contentstack.stacks]
+Website = "{WEBSITE}"
+Mobile = "{MOBILE}"
+
+[agent]
+rule_paths = ["rules"]
+state_path = "state/stackwatch.db"
+http_port = 0
+log_level = "info"
+clock_speed = {speed}
+clock_origin = "{origin.isoformat()}"
+{extra_agent}
+
+[[notify.channels]]
+name = "hook"
+urls = ["json://127.0.0.1:{hook_port}/"]
+
+[notify.route]
+channels = ["hook"]
+group_by = ["alertname", "stack"]
+group_wait = "0s"
+group_interval = "5s"
+repeat_interval = "4h"
+"""
+    )
+    (folder / "rules").mkdir(exist_ok=True)
+    return config
+
+
+def ratio_rule(
+    name: str,
+    *,
+    stack: str,
+    above: float,
+    clear_below: float,
+    for_: str = "0s",
+    clear_for: str = "0s",
+    interval: str = "20s",
+    window: str = "1m",
+    status: str = "5xx",
+) -> str:
+    return f"""
+[[rule]]
+name = "{name}"
+severity = "critical"
+summary = "{name} at {{{{ value | pct }}}}"
+for = "{for_}"
+clear_for = "{clear_for}"
+interval = "{interval}"
+
+[rule.query]
+metric = "status_codes"
+services = ["cdn"]
+stacks = ["{stack}"]
+window = "{window}"
+
+[rule.value]
+function = "ratio"
+numerator = {{ status = "{status}" }}
+min_denominator = 10
+
+[rule.condition]
+type = "threshold"
+op = ">"
+value = {above}
+
+[rule.clear]
+op = "<"
+value = {clear_below}
+"""

@@ -1,0 +1,328 @@
+"""Unit tests of the daemon's parts: persistence, grouping, reload, HTTP auth, status."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import cli
+from agent.config import load_settings
+from agent.daemon import persistence
+from agent.daemon import service as service_module
+from agent.daemon.grouping import group_rules
+from agent.daemon.http_api import ApiServer
+from agent.daemon.service import CONFIG_FINGERPRINT, Daemon
+from agent.daemon.status import format_table, read_state_file
+from agent.evaluate.alerts import AlertState, Transition
+from agent.evaluate.anomaly import AnomalyTracker
+from agent.evaluate.engine import Instance
+from agent.evaluate.loader import load_rules
+from agent.evaluate.rules import resolve_stacks
+from agent.evaluate.state import InstanceState
+from agent.notify import Notifier, NotifyConfig
+from agent.store import Store
+
+from .support import ROOT, WEBSITE, ratio_rule
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+STACKS = {"production": "blt0000000000000prod", "staging": "blt00000000000stage"}
+
+
+def shipped_rules() -> list[Any]:
+    return [resolve_stacks(item.rule, STACKS) for item in load_rules([ROOT / "rules"])]
+
+
+# -- persistence ------------------------------------------------------------------------
+
+
+def test_instances_round_trip_with_anomaly_tracker(tmp_path: Path) -> None:
+    rules = {rule.name: rule for rule in shipped_rules()}
+    anomaly = rules["cdn-traffic-anomaly"]
+    instance = Instance(
+        anomaly.name,
+        (("stack", "blt0000000000000prod"),),
+        {"alertname": anomaly.name, "stack": "blt0000000000000prod"},
+        "abcdef0123456789",
+        state=InstanceState(
+            AlertState.PENDING, since=NOW, pending_since=NOW, value=12.5, evaluated_at=NOW
+        ),
+        annotations={"summary": "odd"},
+    )
+    instance.tracker = AnomalyTracker(anomaly.condition)  # type: ignore[arg-type]
+    for minute in range(40):
+        instance.tracker.observe(NOW + timedelta(minutes=minute), 100.0 + minute % 7)
+    store = Store(tmp_path / "state.db")
+    persistence.migrate(store)
+    hashes = {anomaly.name: persistence.rule_hash(anomaly)}
+    with store.tx() as conn:
+        persistence.save(conn, [instance], hashes, NOW)
+    (stored,) = persistence.load(store.connection())
+    assert isinstance(stored, persistence.StoredInstance)
+    back = stored.to_instance(anomaly)
+    assert back.state == instance.state
+    assert back.key == instance.key and back.labels == instance.labels
+    assert back.annotations == {"summary": "odd"}
+    assert back.tracker is not None
+    assert back.tracker.to_state() == instance.tracker.to_state()
+    # an older evaluation never overwrites a newer one (two groups save the same row)
+    older = Instance(
+        instance.rule, instance.key, instance.labels, instance.fingerprint,
+        state=InstanceState(AlertState.INACTIVE, evaluated_at=NOW - timedelta(minutes=1)),
+    )  # fmt: skip
+    with store.tx() as conn:
+        persistence.save(conn, [older], hashes, NOW)
+    assert persistence.load(store.connection())[0].state.state is AlertState.PENDING
+    store.close()
+
+
+def test_restore_skips_changed_rules_and_prune_forgets_old_quiet_rows(tmp_path: Path) -> None:
+    from agent.evaluate.engine import Engine
+    from agent.evaluate.sources import MemorySource
+
+    rules = shipped_rules()
+    engine = Engine(rules, MemorySource([]))
+    store = Store(tmp_path / "state.db")
+    persistence.migrate(store)
+    firing = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW)
+    rows = [
+        Instance("cdn-5xx-share", (("stack", "a"),), {}, "f1", state=firing),
+        Instance("cma-5xx-share", (("stack", "a"),), {}, "f2", state=firing),
+        Instance("gone-rule", (), {}, "f3", state=InstanceState(AlertState.RESOLVED)),
+    ]
+    hashes = {r.name: persistence.rule_hash(r) for r in rules}
+    hashes["cma-5xx-share"] = "edited-since"
+    with store.tx() as conn:
+        persistence.save(conn, rows, hashes, NOW - timedelta(days=40))
+    restored, skipped = persistence.restore(engine, persistence.load(store.connection()))
+    assert (restored, skipped) == (1, 2)
+    assert engine.instances["cdn-5xx-share"][(("stack", "a"),)].state == firing
+    assert engine.instances["cma-5xx-share"] == {}
+    with store.tx() as conn:
+        deleted, _ = persistence.prune(conn, NOW - timedelta(days=30))
+    assert deleted == 1  # the resolved row; firing rows are never pruned
+    store.close()
+
+
+def test_notifier_dedupes_a_repeated_firing_transition(tmp_path: Path) -> None:
+    """What restart safety relies on: submitting the same firing twice queues one message."""
+    from agent.clock import ManualClock
+
+    clock = ManualClock(NOW)
+    config = NotifyConfig.model_validate(
+        {
+            "channels": [{"name": "hook", "urls": ["json://127.0.0.1:9/"]}],
+            "route": {"channels": ["hook"], "group_wait": "0s", "group_interval": "1m"},
+        }
+    )
+    store = Store(tmp_path / "state.db")
+    notifier = Notifier(config, store, clock)
+    firing = Transition(
+        rule="r", fingerprint="fp1", labels={"alertname": "r"},
+        previous=AlertState.PENDING, state=AlertState.FIRING, at=NOW, value=1.0, firing_since=NOW,
+    )  # fmt: skip
+    notifier.submit([firing])
+    assert notifier.tick() == 1
+    clock.advance(120)
+    notifier.submit([firing])  # e.g. replayed after a crash before the state was saved
+    assert notifier.tick() == 0
+    assert sum(notifier.outbox_counts().values()) == 1
+    store.close()
+
+
+# -- grouping ---------------------------------------------------------------------------
+
+
+def test_groups_share_queries_and_split_by_api_and_interval() -> None:
+    groups = group_rules(shipped_rules(), timedelta(minutes=1), NOW)
+    of = {name: group for group in groups for name in group.rules}
+    # CDN and CMA status-code rules read one merged query per stack: evaluated together
+    assert of["cdn-5xx-share"] is of["cma-5xx-share"]
+    assert of["cdn-5xx-share"] is of["cdn-traffic-drop-to-zero"]
+    # execution logs and cache ratios are other APIs/queries: their own jobs
+    assert of["automation-failures"] is not of["cdn-5xx-share"]
+    assert of["cdn-cache-hit-ratio-drop"] is not of["cdn-5xx-share"]
+    assert of["automation-failures"].rules == ("automation-failures",)
+    # another interval is another job even on the same data
+    assert of["cdn-traffic-anomaly"] is not of["cdn-5xx-share"]
+    assert len({g.job_id for g in groups}) == len(groups)
+
+
+# -- reload -----------------------------------------------------------------------------
+
+
+def _daemon_config(folder: Path) -> Path:
+    (folder / "rules").mkdir()
+    (folder / "rules" / "a.toml").write_text(
+        ratio_rule("kept", stack="Website", above=0.05, clear_below=0.02)
+    )
+    config = folder / "config.toml"
+    config.write_text(
+        f"""
+[contentstack]
+organization_uid = "org"
+authtoken = "unit-test-token-1234"
+analytics_base_url = "http://127.0.0.1:9"
+automations_base_url = "http://127.0.0.1:9"
+[contentstack.stacks]
+Website = "{WEBSITE}"
+[agent]
+rule_paths = ["rules"]
+state_path = "state.db"
+http_port = 0
+[[notify.channels]]
+name = "hook"
+urls = ["json://127.0.0.1:9/"]
+[notify.route]
+channels = ["hook"]
+"""
+    )
+    return config
+
+
+def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "configure_logging", lambda *a, **k: None)
+    config = _daemon_config(tmp_path)
+    daemon = Daemon(load_settings(config), config)
+    engine = daemon.pipeline.engine
+    key = (("stack", WEBSITE),)
+    state = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW)
+    engine.instances["kept"][key] = Instance("kept", key, {}, "fp", state=state)
+    try:
+        (tmp_path / "rules" / "b.toml").write_text('[[rule]]\nname = "bad"\n')
+        assert daemon.reload() is False
+        assert list(engine.rules) == ["kept"]
+        meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
+        assert meta and meta[0].state == "firing"
+
+        (tmp_path / "rules" / "b.toml").write_text(
+            ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
+        )
+        assert daemon.reload() is True
+        assert sorted(engine.rules) == ["added", "kept"]
+        assert engine.instances["kept"][key].state == state  # unchanged rule kept its state
+        meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
+        assert meta[0].state == "resolved"
+    finally:
+        daemon.pipeline.close()
+        daemon.store.close()
+
+
+# -- HTTP API ---------------------------------------------------------------------------
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.silenced: list[dict[str, Any]] = []
+
+    def healthy(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return False
+
+    def metrics_text(self) -> bytes:
+        return b"# nothing\n"
+
+    def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]:
+        return [{"rule": "r", "state": "firing"}]
+
+    def silences(self, *, include_expired: bool) -> list[dict[str, Any]]:
+        return self.silenced
+
+    def add_silence(self, body: dict[str, Any], actor: str) -> dict[str, Any]:
+        self.silenced.append({"id": "s1", **body})
+        return {"id": "s1"}
+
+    def expire_silence(self, silence_id: str, actor: str) -> bool:
+        return silence_id == "s1"
+
+    def ack(self, fingerprint: str, by: str, comment: str) -> list[str]:
+        return ["hook"]
+
+
+def _call(
+    url: str, method: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_http_api_mutations_need_the_token() -> None:
+    server = ApiServer(FakeBackend(), "127.0.0.1", 0, "s3cret-api-token").start()
+    base = server.url
+    try:
+        assert _call(base + "/healthz", "GET")[0] == 200
+        assert _call(base + "/readyz", "GET")[0] == 503
+        assert _call(base + "/api/v1/alerts", "GET") == (
+            200,
+            {"alerts": [{"rule": "r", "state": "firing"}]},
+        )
+        silence = {"matchers": ["alertname=r"], "duration": "1h"}
+        assert _call(base + "/api/v1/silences", "POST", silence)[0] == 401
+        assert _call(base + "/api/v1/silences", "POST", silence, token="wrong")[0] == 401
+        assert _call(base + "/api/v1/silences/s1", "DELETE")[0] == 401
+        assert _call(base + "/api/v1/alerts/abc123/ack", "POST", {})[0] == 401
+        token = "s3cret-api-token"
+        assert _call(base + "/api/v1/silences", "POST", silence, token=token) == (201, {"id": "s1"})
+        assert _call(base + "/api/v1/silences/s1", "DELETE", token=token)[0] == 200
+        assert _call(base + "/api/v1/silences/zz", "DELETE", token=token)[0] == 404
+        status, body = _call(base + "/api/v1/alerts/abc123/ack", "POST", {"by": "ann"}, token)
+        assert status == 200 and body["channels"] == ["hook"] and body["by"] == "ann"
+        assert _call(base + "/nowhere", "GET")[0] == 404
+    finally:
+        server.stop()
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+def test_status_reads_the_state_file_when_no_daemon_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "configure_logging", lambda *a, **k: None)
+    config = _daemon_config(tmp_path)
+    store = Store(tmp_path / "state.db")
+    persistence.migrate(store)
+    firing = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, value=0.25)
+    quiet = InstanceState(AlertState.INACTIVE, value=0.0)
+    with store.tx() as conn:
+        persistence.save(
+            conn,
+            [
+                Instance("kept", (("stack", WEBSITE),), {"stack": WEBSITE}, "fp1", state=firing),
+                Instance("calm", (), {}, "fp2", state=quiet),
+            ],
+            {},
+            NOW,
+        )
+        persistence.set_meta(conn, "http_url", "http://127.0.0.1:9")  # nobody listens there
+    store.close()
+
+    assert cli.main(["status", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["STATE", "RULE", "SINCE", "VALUE", "LABELS", "NOTE"]
+    assert lines[1].split()[:2] == ["firing", "kept"] and "0.25" in lines[1]
+    assert len(lines) == 2  # inactive instances are not alerts
+    assert "state file" in err
+
+    assert cli.main(["status", "--config", str(config), "--format", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert [a["rule"] for a in body["alerts"]] == ["kept"]
+    assert read_state_file(tmp_path / "state.db")[0]["fingerprint"] == "fp1"
+    assert format_table([]) == "No alerts."

@@ -1,0 +1,105 @@
+"""Configuration: TOML file, STACKWATCH_* environment overrides, secrets from files."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import ConfigError, load_settings
+from agent.redact import redact
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_region_gives_the_default_base_urls(tmp_path):
+    settings = load_settings(write(tmp_path, '[contentstack]\nregion = "azure-eu"\n'))
+    assert settings.contentstack.analytics_url == "https://azure-eu-app.contentstack.com"
+    assert (
+        settings.contentstack.automations_url
+        == "https://azure-eu-automations-api.contentstack.com"
+    )
+
+
+def test_base_url_overrides_win_over_the_region(tmp_path):
+    path = write(
+        tmp_path,
+        '[contentstack]\nregion = "aws-eu"\nanalytics_base_url = "http://127.0.0.1:9/"\n',
+    )
+    settings = load_settings(path)
+    assert settings.contentstack.analytics_url == "http://127.0.0.1:9"
+    assert settings.contentstack.automations_url == (
+        "https://eu-prod-automations-api.contentstack.com"
+    )
+
+
+def test_environment_overrides_the_file_with_double_underscore_nesting(tmp_path, monkeypatch):
+    path = write(tmp_path, '[contentstack]\norganization_uid = "from-file"\n')
+    monkeypatch.setenv("STACKWATCH_CONTENTSTACK__ORGANIZATION_UID", "from-env")
+    monkeypatch.setenv("STACKWATCH_CONTENTSTACK__AUTHTOKEN", "blt-env-token")
+    monkeypatch.setenv("STACKWATCH_AGENT__DEFAULT_INTERVAL", "30s")
+    settings = load_settings(path)
+    assert settings.contentstack.organization_uid == "from-env"
+    assert settings.contentstack.authtoken.get_secret_value() == "blt-env-token"
+    assert settings.agent.default_interval.total_seconds() == 30
+
+
+def test_authtoken_from_a_file_is_read_and_registered_as_a_secret(tmp_path):
+    secret = tmp_path / "authtoken"
+    secret.write_text("blt-file-token-987\n")
+    path = write(tmp_path, f'[contentstack]\nauthtoken_file = "{secret}"\n')
+    settings = load_settings(path)
+    assert settings.contentstack.authtoken.get_secret_value() == "blt-file-token-987"
+    assert "blt-file-token-987" not in redact("token blt-file-token-987 leaked")
+
+
+def test_oauth_secret_file_and_missing_secret(tmp_path):
+    secret = tmp_path / "oauth"
+    secret.write_text("s3cr3t-oauth")
+    ok = load_settings(
+        write(
+            tmp_path,
+            f'[contentstack]\noauth_client_id = "id"\noauth_client_secret_file = "{secret}"\n',
+        )
+    )
+    assert ok.contentstack.uses_oauth
+    with pytest.raises(ConfigError, match="oauth_client_secret is missing"):
+        load_settings(write(tmp_path, '[contentstack]\noauth_client_id = "id"\n'))
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path):
+    settings = load_settings(write(tmp_path, '[agent]\nrule_paths = ["my-rules"]\n'))
+    assert settings.agent.rule_paths == [tmp_path / "my-rules"]
+    assert settings.agent.state_path == tmp_path / "stackwatch.db"
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('[contentstack]\nregion = "mars"\n', "contentstack.region: Input should be"),
+        ("[contentstack]\nbogus = 1\n", "contentstack.bogus: Extra inputs are not permitted"),
+        ('[agent]\ndefault_interval = "soon"\n', "invalid duration 'soon'"),
+        ("[contentstack\n", "config.toml:1:"),
+        ('[contentstack]\nauthtoken_file = "/nonexistent/token"\n', "cannot read authtoken file"),
+        ("[contentstack]\nrate_limit = 50\n", "contentstack.rate_limit"),
+    ],
+)
+def test_problems_are_one_line_each_and_name_the_field(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_secret_never_appears_in_a_config_error(tmp_path):
+    path = write(tmp_path, '[contentstack]\nauthtoken = "blt-very-secret-1"\nregion = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "blt-very-secret-1" not in str(caught.value)
+
+
+def test_missing_file_is_fine_unless_named(tmp_path):
+    assert load_settings(tmp_path / "absent.toml").contentstack.region == "aws-na"
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "absent.toml", required=True)

@@ -250,8 +250,16 @@ def split_range(start: date, end: date) -> Iterator[tuple[date, date]]:
         start = chunk_end + timedelta(days=1)
 
 
+#: parameters the documentation marks required but that carry no choice for a monitor:
+#: counts are what rules read. A query's own params override them.
+_REQUIRED_DEFAULTS: dict[Metric, dict[str, str]] = {
+    Metric.SDK: {"includeCount": "true"},
+    Metric.TOP_URLS: {"includeTotalCount": "true"},
+}
+
+
 def build_params(query: AnalyticsQuery, start: date, end: date, org_uid: str) -> dict[str, str]:
-    params: dict[str, str] = {}
+    params: dict[str, str] = dict(_REQUIRED_DEFAULTS.get(query.metric, {}))
     # endpoint extras first, so they can never override the organization or the range
     params.update(dict(query.params))
     params.update({"orgUid": org_uid, "from": start.isoformat(), "to": end.isoformat()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +21,15 @@ from pydantic import SecretStr
 from agent.clock import ScaledClock, SystemClock
 from agent.config import Settings
 from agent.evaluate.alerts import AlertState
+from agent.evaluate.engine import Instance
 from agent.notify import Notifier, NotifyConfig
 from agent.simulator import Simulator, load_scenario
 from agent.store import Store
 from agent.wiring import build_pipeline
 
 DEMO_ORGANIZATION = "demo-organization"
+#: how often (in simulated time) the demo prints where things stand
+PROGRESS_EVERY = timedelta(minutes=10)
 
 
 @dataclass
@@ -86,9 +90,13 @@ def run_demo(
         notifier = Notifier(settings.notify, store, clock)
         pipeline = build_pipeline(settings, clock, network_clock=SystemClock())
         deadline = time.monotonic() + duration
+        next_progress = clock.now()
         try:
             while time.monotonic() < deadline:
                 now = clock.now()
+                if now >= next_progress:
+                    _say(out, _progress(now, pipeline.engine.all_instances()))
+                    next_progress = now + PROGRESS_EVERY
                 due = pipeline.engine.due(now)
                 if due:
                     cycle = pipeline.engine.evaluate(now, due)
@@ -111,6 +119,12 @@ def run_demo(
         f"{len(report.resolved)} resolved.",
     )
     return report
+
+
+def _progress(now: datetime, instances: list[Instance]) -> str:
+    counts = Counter(instance.state.state.value for instance in instances)
+    states = ", ".join(f"{counts[state]} {state}" for state in sorted(counts)) or "none yet"
+    return f"  [{now:%H:%M} simulated] {len(instances)} alert instances: {states}"
 
 
 def _point_at_simulator(settings: Settings, simulator: Simulator, authtoken: str) -> None:

@@ -252,6 +252,10 @@ class Rule(_Strict):
             self._check_hysteresis(condition, self.clear)
         if self.value.function == "ratio" and isinstance(condition, ThresholdCondition):
             self._check_ratio_threshold(condition.op, condition.value, "condition")
+        if self.value.function == "count" and isinstance(condition, ThresholdCondition):
+            self._check_never_below(condition.op, condition.value, 0.0, "a count")
+        if isinstance(condition, ChangeCondition) and condition.mode == "percent":
+            self._check_never_below(condition.op, condition.value, -100.0, "a percent change")
         if self.query.metric == "executions" and self.value.field not in ("count", "duration"):
             raise ValueError("executions rows have the fields 'count' and 'duration'")
         if isinstance(condition, AnomalyCondition) and self.for_ != timedelta(0):
@@ -282,6 +286,13 @@ class Rule(_Strict):
             raise ValueError(
                 f"{where}: a ratio lies between 0 and 1, so '{op} {value}' can never hold "
                 "(write 2% as 0.02)"
+            )
+
+    @staticmethod
+    def _check_never_below(op: str, value: float, floor: float, what: str) -> None:
+        if (op == "<" and value <= floor) or (op == "<=" and value < floor):
+            raise ValueError(
+                f"condition: {what} is never below {floor:g}, so '{op} {value:g}' can never hold"
             )
 
     @staticmethod

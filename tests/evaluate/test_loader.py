@@ -27,6 +27,7 @@ def test_every_broken_file_is_reported():
         "duplicate_b.toml",
         "durations.toml",
         "impossible.toml",
+        "never.toml",
     }
 
 
@@ -72,6 +73,16 @@ def test_impossible_ratio_threshold():
     assert problem.line == 1  # a whole-rule check points at its [[rule]] line
 
 
+def test_thresholds_that_can_never_hold():
+    problems = sorted(problems_by_file()["never.toml"], key=lambda p: p.line)
+    assert [(p.line, p.field) for p in problems] == [
+        (1, "rule[negative-count]"),
+        (11, "rule[drop-beyond-everything]"),
+    ]
+    assert "a count is never below 0" in problems[0].message
+    assert "a percent change is never below -100" in problems[1].message
+
+
 def test_check_command_prints_file_line_field_and_no_traceback(tmp_path, capsys):
     config = tmp_path / "config.toml"
     config.write_text(f'[agent]\nrule_paths = ["{BROKEN}"]\n')
@@ -79,7 +90,7 @@ def test_check_command_prints_file_line_field_and_no_traceback(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "Traceback" not in err
     lines = err.strip().splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 10
     assert f"{BROKEN / 'types.toml'}:11: rule[wrong-type].condition.value:" in err
     for line in lines:
         path, line_number, rest = line.split(":", 2)

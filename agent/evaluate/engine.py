@@ -19,11 +19,11 @@ from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import Judgement, judge
+from agent.evaluate.conditions import Judgement, judge, lookback
 from agent.evaluate.planner import DataRequest, DataSource, _merge_key, plan, rows_for_rule
 from agent.evaluate.rules import Rule
 from agent.evaluate.state import InstanceState, Verdict, step
-from agent.evaluate.values import InstanceKey, split_instances
+from agent.evaluate.values import InstanceKey, TimeIndex, split_instances
 from agent.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -138,15 +138,18 @@ class Engine:
         results = self._fetch_all(the_plan.requests)
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
+        # Queries return whole days; each rule only reads its look-back of them.
+        indexed = {q: TimeIndex(rows) for q, rows in results.items() if isinstance(rows, list)}
         for rule in selected:
-            outcomes = [results[request] for request in the_plan.by_rule[rule.name]]
-            failure = next((o for o in outcomes if isinstance(o, Exception)), None)
+            requests = the_plan.by_rule[rule.name]
+            failure = next((r for q in requests if isinstance(r := results[q], Exception)), None)
             if failure is not None:
                 message = redact(str(failure)) or type(failure).__name__
                 report.errors[rule.name] = message
                 self._fail_rule(rule, now, message, report)
             else:
-                rows = rows_for_rule(rule, [o for o in outcomes if isinstance(o, list)])
+                since = now - lookback(rule)
+                rows = rows_for_rule(rule, [indexed[q].between(since) for q in requests])
                 self._judge_rule(rule, rows, now, report)
             self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:

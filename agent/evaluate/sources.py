@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -10,6 +9,7 @@ from typing import Protocol
 
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import DataRequest, ExecutionsRequest, SeriesRequest
+from agent.evaluate.values import TimeIndex
 
 
 class AnalyticsFetcher(Protocol):
@@ -55,21 +55,20 @@ class LiveSource:
 
 
 class MemorySource:
-    """Rows held in memory, answered like the APIs would (rule tests, backtests, ``once``)."""
+    """Rows held in memory, answered like the APIs would (rule tests, backtests)."""
 
     def __init__(self, samples: Iterable[Sample]) -> None:
         by_metric: dict[str, list[Sample]] = defaultdict(list)
         for sample in samples:
             by_metric[sample.metric].append(sample)
-        self._rows = {m: sorted(rows, key=_sort_key) for m, rows in by_metric.items()}
-        self._keys = {m: [_sort_key(s) for s in rows] for m, rows in self._rows.items()}
-        self._undated = {m: [s for s in rows if s.at is None] for m, rows in self._rows.items()}
+        self._index = {metric: TimeIndex(rows) for metric, rows in by_metric.items()}
+        self._empty = TimeIndex([])
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         if isinstance(request, SeriesRequest):
-            return list(self._rows.get("series", []))
+            return self._index.get("series", self._empty).between(None)
         if isinstance(request, ExecutionsRequest):
-            rows = self._between("executions", request.since, None)
+            rows = self._index.get("executions", self._empty).between(request.since)
             if request.project_id == "*":
                 return rows
             return [s for s in rows if s.labels.get("project") == request.project_id]
@@ -78,20 +77,9 @@ class MemorySource:
         services = set(request.services)
         return [
             s
-            for s in self._between(request.metric.value, start, end)
+            for s in self._index.get(request.metric.value, self._empty).between(start, end)
             if (request.api_key is None or s.labels.get("stack") == request.api_key)
             and (
                 not services or s.labels.get("service", "") in services or "service" not in s.labels
             )
         ]
-
-    def _between(self, metric: str, start: datetime, end: datetime | None) -> list[Sample]:
-        rows = self._rows.get(metric, [])
-        keys = self._keys.get(metric, [])
-        low = bisect.bisect_left(keys, start.timestamp())
-        high = len(keys) if end is None else bisect.bisect_left(keys, end.timestamp())
-        return self._undated.get(metric, []) + rows[low:high]
-
-
-def _sort_key(sample: Sample) -> float:
-    return sample.at.timestamp() if sample.at else float("-inf")

@@ -149,6 +149,11 @@ def migrate(store: Store) -> None:
     store.migrate(COMPONENT, MIGRATIONS)
 
 
+def key_json(key: Iterable[tuple[str, str]]) -> str:
+    """The stored form of an InstanceKey."""
+    return json.dumps([list(pair) for pair in key])
+
+
 def save(
     conn: sqlite3.Connection,
     instances: Iterable[Instance],
@@ -163,7 +168,7 @@ def save(
         rows.append(
             (
                 instance.rule,
-                json.dumps([list(pair) for pair in instance.key]),
+                key_json(instance.key),
                 json.dumps(instance.labels, sort_keys=True),
                 instance.fingerprint,
                 state.state.value,

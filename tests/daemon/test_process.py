@@ -6,6 +6,8 @@ Time runs 60x for both (same origin and speed), so a 2-minute incident lasts 2 s
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -101,6 +103,12 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
                 lambda: any(a["rule"] == "mobile-5xx" for a in daemon.alerts()), 10, "new rule"
             )
             wait_until(lambda: len(hook.matching("StackwatchConfigInvalid")) >= 2, 10, "resolve")
+            shown = subprocess.run(
+                [sys.executable, "-m", "agent.cli", "status", "--config", str(config)],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+            assert "daemon at http://127.0.0.1:" in shown.stderr
+            assert shown.stdout.startswith(("STATE", "No alerts."))
 
             # the incident: fires, then resolves
             wait_until(lambda: hook.matching("cdn-5xx", "FIRING"), 30, "cdn-5xx firing post")

@@ -326,3 +326,27 @@ def test_status_reads_the_state_file_when_no_daemon_answers(
     assert [a["rule"] for a in body["alerts"]] == ["kept"]
     assert read_state_file(tmp_path / "state.db")[0]["fingerprint"] == "fp1"
     assert format_table([]) == "No alerts."
+
+
+# -- systemd ----------------------------------------------------------------------------
+
+
+def test_systemd_notify_and_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    from agent.daemon import systemd
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert systemd.notify("READY=1") is False  # not under systemd: a no-op
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert systemd.notify("READY=1") is True
+        assert sock.recv(100) == b"READY=1"
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_interval() == 15.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
+    assert systemd.watchdog_interval() is None

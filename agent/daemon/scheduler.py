@@ -1,0 +1,137 @@
+"""APScheduler 3 wiring: one interval job per rule group, plus the notifier beat.
+
+Jobs coalesce (a backlog of missed runs becomes one run), never overlap themselves
+(``max_instances=1``), start with a little jitter so groups of one interval do not hit
+the API in the same instant, and a run later than its interval is skipped rather than
+run stale. Intervals are agent-clock spans turned into wall seconds, so a sped-up
+clock (demos, tests) schedules proportionally faster.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.clock import Clock
+from agent.daemon.grouping import RuleGroup
+from agent.daemon.timebase import real_seconds
+
+log = structlog.get_logger(__name__)
+
+GROUP_PREFIX = "rules-"
+BEAT_ID = "notify-beat"
+#: jitter: a tenth of the interval, never more than this many wall seconds.
+MAX_JITTER = 5.0
+
+GroupRunner = Callable[[RuleGroup], None]
+WaitObserver = Callable[[str, float], None]
+
+
+class EvaluationScheduler:
+    def __init__(self, clock: Clock, on_wait: WaitObserver, workers: int = 8) -> None:
+        self.clock = clock
+        self._on_wait = on_wait
+        self._scheduler = BackgroundScheduler(
+            executors={
+                "default": ThreadPoolExecutor(workers),
+                # its own thread: slow evaluations must never hold back notifications
+                "beat": ThreadPoolExecutor(1),
+            },
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self._cond = threading.Condition()
+        self._running = 0
+        self._started: dict[str, datetime] = {}
+        self._labels: dict[str, str] = {}
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def sync_groups(self, groups: Sequence[RuleGroup], run: GroupRunner) -> None:
+        """Make the rule jobs match ``groups``: unchanged groups keep their timing."""
+        wanted = {group.job_id: group for group in groups}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(GROUP_PREFIX) and job.id not in wanted:
+                self._scheduler.remove_job(job.id)
+                self._labels.pop(job.id, None)
+        for job_id, group in wanted.items():
+            if self._scheduler.get_job(job_id) is not None:
+                continue
+            seconds = max(real_seconds(group.interval, self.clock), 0.05)
+            self._labels[job_id] = group.label
+            self._scheduler.add_job(
+                self._wrap(job_id, lambda g=group: run(g)),
+                IntervalTrigger(seconds=seconds, jitter=min(seconds / 10, MAX_JITTER)),
+                id=job_id,
+                name=group.label,
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=max(1, math.ceil(seconds)),
+            )
+        log.info("rule_jobs", jobs=[g.label for g in groups])
+
+    def add_beat(self, interval: timedelta, beat: Callable[[], None]) -> None:
+        seconds = max(real_seconds(interval, self.clock), 0.05)
+        self._scheduler.add_job(
+            self._wrap(BEAT_ID, beat),
+            IntervalTrigger(seconds=seconds),
+            id=BEAT_ID,
+            name="notify beat",
+            executor="beat",
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=max(1, math.ceil(seconds)),
+            replace_existing=True,
+        )
+
+    def _wrap(self, job_id: str, body: Callable[[], None]) -> Callable[[], None]:
+        def job() -> None:
+            with self._cond:
+                self._running += 1
+            self._started[job_id] = datetime.now(UTC)
+            try:
+                body()
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
+
+        return job
+
+    def _executed(self, event: JobExecutionEvent) -> None:
+        started = self._started.pop(event.job_id, None)
+        label = self._labels.get(event.job_id)
+        if started is not None and label is not None:
+            wait = (started - event.scheduled_run_time).total_seconds()
+            self._on_wait(label, max(wait, 0.0))
+        if event.exception is not None:
+            log.error("job_crashed", job=event.job_id, error=str(event.exception))
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def pause(self) -> None:
+        """No new runs; runs in flight go on."""
+        self._scheduler.pause()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for the runs in flight; False if some are still running at the timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._running == 0, timeout)
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,147 @@
+"""Current alerts as rows: for ``GET /api/v1/alerts`` and for ``stackwatch status``.
+
+Both read the state store, the one truth both the daemon and an operator's shell can
+see: the API answers from the running daemon's store, ``stackwatch status`` asks the
+API first (it may run elsewhere) and reads the state file itself when nobody answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_ALERTS = """
+SELECT i.rule, i.fingerprint, i.state, i.labels, i.value, i.since, i.pending_since,
+       i.firing_since, i.evaluated_at, i.error, i.annotations{extra}
+FROM daemon_instances i{join}
+{where}
+ORDER BY CASE i.state WHEN 'firing' THEN 0 WHEN 'error' THEN 1 WHEN 'nodata' THEN 2
+         WHEN 'pending' THEN 3 ELSE 4 END, i.rule, i.fingerprint
+"""
+_NOTIFY_EXTRA = (
+    ", n.suppressed, n.episode, "
+    "(SELECT acked_by FROM notify_acks a WHERE a.fingerprint = i.fingerprint "
+    "AND a.episode = n.episode) AS acked_by"
+)
+_NOTIFY_JOIN = " LEFT JOIN notify_alerts n ON n.fingerprint = i.fingerprint"
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+
+
+def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> list[dict[str, Any]]:
+    where = "" if include_inactive else "WHERE i.state != 'inactive'"
+    try:
+        rows = conn.execute(
+            _ALERTS.format(extra=_NOTIFY_EXTRA, join=_NOTIFY_JOIN, where=where)
+        ).fetchall()
+    except sqlite3.OperationalError:  # notify's tables not there yet
+        rows = conn.execute(_ALERTS.format(extra="", join="", where=where)).fetchall()
+    result = []
+    for row in rows:
+        keys = row.keys()
+        annotations = json.loads(row["annotations"])
+        result.append(
+            {
+                "rule": row["rule"],
+                "fingerprint": row["fingerprint"],
+                "state": row["state"],
+                "labels": json.loads(row["labels"]),
+                "value": row["value"],
+                "since": _iso(row["since"]),
+                "pending_since": _iso(row["pending_since"]),
+                "firing_since": _iso(row["firing_since"]),
+                "evaluated_at": _iso(row["evaluated_at"]),
+                "error": row["error"],
+                "summary": annotations.get("summary"),
+                "suppressed": row["suppressed"] if "suppressed" in keys else None,
+                "acked_by": row["acked_by"] if "acked_by" in keys else None,
+            }
+        )
+    return result
+
+
+def read_state_file(path: Path) -> list[dict[str, Any]]:
+    """Alerts from a state file, read-only (no migration, no lock held for long)."""
+    if not path.exists():
+        raise FileNotFoundError(f"state file {path} not found")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    conn.row_factory = sqlite3.Row
+    try:
+        try:
+            return alert_rows(conn)
+        except sqlite3.OperationalError as error:  # no daemon_instances: never ran
+            raise FileNotFoundError(f"state file {path} has no daemon state: {error}") from None
+    finally:
+        conn.close()
+
+
+def daemon_url(path: Path, bind: str, port: int) -> str | None:
+    """Where the daemon's API should be: the configured address, or the one it recorded."""
+    host = "127.0.0.1" if bind in ("0.0.0.0", "", "::") else bind
+    if port:
+        return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    if not path.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT value FROM daemon_meta WHERE key = 'http_url'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def fetch_alerts(url: str, timeout: float = 2.0) -> list[dict[str, Any]] | None:
+    """Alerts from a running daemon, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=timeout) as response:
+            body = json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    alerts = body.get("alerts") if isinstance(body, dict) else None
+    return alerts if isinstance(alerts, list) else None
+
+
+def format_table(alerts: list[dict[str, Any]]) -> str:
+    headers = ("STATE", "RULE", "SINCE", "VALUE", "LABELS", "NOTE")
+    table = []
+    for alert in alerts:
+        labels = ",".join(
+            f"{k}={v}"
+            for k, v in sorted(alert.get("labels", {}).items())
+            if k not in ("alertname", "severity")
+        )
+        value = alert.get("value")
+        note = alert.get("error") or ""
+        if alert.get("suppressed"):
+            note = f"muted ({alert['suppressed']})"
+        if alert.get("acked_by"):
+            note = (note + " " if note else "") + f"acked by {alert['acked_by']}"
+        table.append(
+            (
+                str(alert.get("state", "")),
+                str(alert.get("rule", "")),
+                str(alert.get("since") or ""),
+                "" if value is None else f"{value:.6g}",
+                labels,
+                note,
+            )
+        )
+    if not table:
+        return "No alerts."
+    widths = [max([len(h)] + [len(r[i]) for r in table]) for i, h in enumerate(headers)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, *table]
+    )

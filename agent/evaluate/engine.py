@@ -23,7 +23,7 @@ from agent.evaluate.conditions import Judgement, judge, lookback
 from agent.evaluate.planner import DataRequest, DataSource, _merge_key, plan, rows_for_rule
 from agent.evaluate.rules import Rule
 from agent.evaluate.state import InstanceState, Verdict, step
-from agent.evaluate.values import InstanceKey, TimeIndex, split_instances
+from agent.evaluate.values import InstanceKey, split_instances
 from agent.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -138,8 +138,7 @@ class Engine:
         results = self._fetch_all(the_plan.requests)
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
-        # Queries return whole days; each rule only reads its look-back of them.
-        indexed = {q: TimeIndex(rows) for q, rows in results.items() if isinstance(rows, list)}
+        recent = _recent_rows(selected, the_plan.by_rule, results, now)
         for rule in selected:
             requests = the_plan.by_rule[rule.name]
             failure = next((r for q in requests if isinstance(r := results[q], Exception)), None)
@@ -148,8 +147,7 @@ class Engine:
                 report.errors[rule.name] = message
                 self._fail_rule(rule, now, message, report)
             else:
-                since = now - lookback(rule)
-                rows = rows_for_rule(rule, [indexed[q].between(since) for q in requests])
+                rows = rows_for_rule(rule, [recent[q] for q in requests])
                 self._judge_rule(rule, rows, now, report)
             self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:
@@ -167,7 +165,7 @@ class Engine:
                 log.warning("fetch failed", request=type(request).__name__, error=str(error))
                 return error
 
-        if len(requests) <= 1:
+        if len(requests) <= 1 or self.max_workers == 1:
             return {request: fetch(request) for request in requests}
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(requests))) as pool:
             return dict(zip(requests, pool.map(fetch, requests), strict=True))
@@ -341,3 +339,27 @@ class Engine:
                     firing_since=instance.state.firing_since,
                 )
             )
+
+
+def _recent_rows(
+    rules: Sequence[Rule],
+    by_rule: dict[str, list[DataRequest]],
+    results: dict[DataRequest, list[Sample] | Exception],
+    now: datetime,
+) -> dict[DataRequest, list[Sample]]:
+    """Queries return whole days: keep, per query, only what its rules look back to.
+
+    One pass per query, so many rules over the same query do not each scan its days.
+    """
+    earliest: dict[DataRequest, datetime] = {}
+    for rule in rules:
+        since = now - lookback(rule)
+        for request in by_rule[rule.name]:
+            earliest[request] = min(earliest.get(request, since), since)
+    recent: dict[DataRequest, list[Sample]] = {}
+    for request, rows in results.items():
+        if isinstance(rows, list) and request in earliest:
+            cutoff = earliest[request]
+            # (rows after now exist only in backtests, which replay a fetched history)
+            recent[request] = [s for s in rows if s.at is None or cutoff < s.at <= now]
+    return recent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
@@ -9,7 +10,6 @@ from typing import Protocol
 
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import DataRequest, ExecutionsRequest, SeriesRequest
-from agent.evaluate.values import TimeIndex
 
 
 class AnalyticsFetcher(Protocol):
@@ -54,32 +54,72 @@ class LiveSource:
         raise ValueError("series data exists only in rule tests and CSV backtests")
 
 
+class TimeIndex:
+    """Rows sorted by time for range look-ups; rows without a date match every range."""
+
+    def __init__(self, rows: Iterable[Sample]) -> None:
+        undated: list[Sample] = []
+        dated: list[Sample] = []
+        for row in rows:
+            (dated if row.at is not None else undated).append(row)
+        dated.sort(key=_timestamp)
+        self._undated = undated
+        self._dated = dated
+        self._keys = [_timestamp(row) for row in dated]
+
+    def between(self, start: datetime | None, end: datetime | None = None) -> list[Sample]:
+        """Rows dated in ``[start, end)`` (an open side when None), plus undated rows."""
+        low = 0 if start is None else bisect.bisect_left(self._keys, start.timestamp())
+        high = len(self._keys) if end is None else bisect.bisect_left(self._keys, end.timestamp())
+        return self._undated + self._dated[low:high]
+
+
+def _timestamp(row: Sample) -> float:
+    assert row.at is not None
+    return row.at.timestamp()
+
+
 class MemorySource:
-    """Rows held in memory, answered like the APIs would (rule tests, backtests)."""
+    """Rows held in memory, answered like the APIs would (rule tests, backtests).
+
+    Indexed by metric, stack and service, then by time, so a backtest's thousands of
+    cycles each pay for the rows they ask for, not for the whole history.
+    """
+
+    ANY = "*"
 
     def __init__(self, samples: Iterable[Sample]) -> None:
-        by_metric: dict[str, list[Sample]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[Sample]] = defaultdict(list)
         for sample in samples:
-            by_metric[sample.metric].append(sample)
-        self._index = {metric: TimeIndex(rows) for metric, rows in by_metric.items()}
+            stack = sample.labels.get("stack", "")
+            service = sample.labels.get("service", "")
+            for stack_key in {stack, self.ANY}:
+                for service_key in {service, self.ANY}:
+                    groups[(sample.metric, stack_key, service_key)].append(sample)
+        self._index = {key: TimeIndex(rows) for key, rows in groups.items()}
         self._empty = TimeIndex([])
+
+    def _rows(
+        self, metric: str, start: datetime | None, end: datetime | None, stack: str, service: str
+    ) -> list[Sample]:
+        return self._index.get((metric, stack, service), self._empty).between(start, end)
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         if isinstance(request, SeriesRequest):
-            return self._index.get("series", self._empty).between(None)
+            return self._rows("series", None, None, self.ANY, self.ANY)
         if isinstance(request, ExecutionsRequest):
-            rows = self._index.get("executions", self._empty).between(request.since)
+            rows = self._rows("executions", request.since, None, self.ANY, self.ANY)
             if request.project_id == "*":
                 return rows
             return [s for s in rows if s.labels.get("project") == request.project_id]
         start = datetime.combine(request.start, time(), UTC)
         end = datetime.combine(request.end, time(), UTC) + timedelta(days=1)
-        services = set(request.services)
-        return [
-            s
-            for s in self._index.get(request.metric.value, self._empty).between(start, end)
-            if (request.api_key is None or s.labels.get("stack") == request.api_key)
-            and (
-                not services or s.labels.get("service", "") in services or "service" not in s.labels
-            )
-        ]
+        stack = request.api_key or self.ANY
+        metric = request.metric.value
+        if not request.services:
+            return self._rows(metric, start, end, stack, self.ANY)
+        # rows that carry no service (usage totals) answer any services filter
+        rows = self._rows(metric, start, end, stack, "")
+        for service in request.services:
+            rows.extend(self._rows(metric, start, end, stack, service))
+        return rows

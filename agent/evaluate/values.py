@@ -5,7 +5,6 @@ Pure functions over ``Sample`` lists; no I/O, no clock.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -50,31 +49,6 @@ def split_instances(
     for sample in samples:
         groups[instance_key(sample, group_by)].append(sample)
     return groups
-
-
-class TimeIndex:
-    """Rows sorted by time for range look-ups; rows without a date match every range."""
-
-    def __init__(self, rows: Iterable[Sample]) -> None:
-        undated: list[Sample] = []
-        dated: list[Sample] = []
-        for row in rows:
-            (dated if row.at is not None else undated).append(row)
-        dated.sort(key=_timestamp)
-        self._undated = undated
-        self._dated = dated
-        self._keys = [_timestamp(row) for row in dated]
-
-    def between(self, start: datetime | None, end: datetime | None = None) -> list[Sample]:
-        """Rows dated in ``[start, end)`` (an open side when None), plus undated rows."""
-        low = 0 if start is None else bisect.bisect_left(self._keys, start.timestamp())
-        high = len(self._keys) if end is None else bisect.bisect_left(self._keys, end.timestamp())
-        return self._undated + self._dated[low:high]
-
-
-def _timestamp(row: Sample) -> float:
-    assert row.at is not None
-    return row.at.timestamp()
 
 
 def in_window(samples: Iterable[Sample], after: datetime, until: datetime) -> list[Sample]:

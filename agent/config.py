@@ -7,6 +7,7 @@ which suits systemd ``LoadCredential=`` and container secrets.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic_settings import (
 from agent.durations import parse_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
+from agent.secretfiles import read_secret, relative_to
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -76,16 +78,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-def _read_secret_file(path: Path, what: str) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as error:
-        raise ValueError(f"cannot read {what} file {str(path)!r}: {error.strerror}") from None
-    if not value:
-        raise ValueError(f"{what} file {str(path)!r} is empty")
-    return value
-
-
 class ContentstackSettings(_Section):
     region: Region = "aws-na"
     organization_uid: str = ""
@@ -113,9 +105,9 @@ class ContentstackSettings(_Section):
     @model_validator(mode="after")
     def _load_secrets(self) -> ContentstackSettings:
         if self.authtoken is None and self.authtoken_file is not None:
-            self.authtoken = SecretStr(_read_secret_file(self.authtoken_file, "authtoken"))
+            self.authtoken = SecretStr(read_secret(self.authtoken_file, "authtoken"))
         if self.oauth_client_secret is None and self.oauth_client_secret_file is not None:
-            secret = _read_secret_file(self.oauth_client_secret_file, "oauth_client_secret")
+            secret = read_secret(self.oauth_client_secret_file, "oauth_client_secret")
             self.oauth_client_secret = SecretStr(secret)
         for secret_value in (self.authtoken, self.oauth_client_secret):
             if secret_value is not None:
@@ -191,7 +183,7 @@ class AgentSettings(_Section):
     @model_validator(mode="after")
     def _load_token(self) -> AgentSettings:
         if self.api_token is None and self.api_token_file is not None:
-            self.api_token = SecretStr(_read_secret_file(self.api_token_file, "api_token"))
+            self.api_token = SecretStr(read_secret(self.api_token_file, "api_token"))
         if self.api_token is not None:
             register_secret(self.api_token.get_secret_value())
         return self
@@ -228,6 +220,12 @@ class Settings(BaseSettings):
 _CONFIG_PATH: dict[str, Path | None] = {"path": None}
 
 
+def toml_error_line(error: tomllib.TOMLDecodeError) -> int:
+    """The line a TOML syntax error points at (Python 3.11 only says it in the message)."""
+    match = re.search(r"at line (\d+)", str(error))
+    return int(match.group(1)) if match else 1
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator (one problem per line)."""
 
@@ -253,10 +251,11 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
             with path.open("rb") as handle:
                 tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError([f"{path}:{getattr(error, 'lineno', 1)}: {error}"]) from None
+            raise ConfigError([f"{path}:{toml_error_line(error)}: {error}"]) from None
     _CONFIG_PATH["path"] = path
     try:
-        settings = Settings()
+        with relative_to(path.resolve().parent if path else None):
+            settings = Settings()
     except ValidationError as error:
         where = str(path) if path else "environment"
         raise ConfigError(

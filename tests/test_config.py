@@ -103,3 +103,29 @@ def test_missing_file_is_fine_unless_named(tmp_path):
     assert load_settings(tmp_path / "absent.toml").contentstack.region == "aws-na"
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "absent.toml", required=True)
+
+
+def test_secret_file_paths_expand_variables_and_are_relative_to_the_config(
+    tmp_path, monkeypatch
+):
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "authtoken").write_text("blt-from-credentials-dir")
+    (tmp_path / "api-token").write_text("api-token-relative")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.chdir("/")
+    path = write(
+        tmp_path,
+        '[contentstack]\nauthtoken_file = "${CREDENTIALS_DIRECTORY}/authtoken"\n'
+        '[agent]\napi_token_file = "api-token"\n',
+    )
+    settings = load_settings(path)
+    assert settings.contentstack.authtoken.get_secret_value() == "blt-from-credentials-dir"
+    assert settings.agent.api_token.get_secret_value() == "api-token-relative"
+
+
+def test_unset_variable_in_a_secret_path_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    path = write(tmp_path, '[contentstack]\nauthtoken_file = "${NOT_SET_ANYWHERE}/token"\n')
+    with pytest.raises(ConfigError, match="names an environment variable that is not set"):
+        load_settings(path)

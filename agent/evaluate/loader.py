@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent.config import toml_error_line
 from agent.evaluate.rules import Rule, RuleFile
 
-_TOML_POSITION = re.compile(r"at line (\d+)")
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
 
 
@@ -95,10 +95,7 @@ def load_rule_file(path: Path) -> tuple[list[LoadedRule], list[Problem]]:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        message = str(error)
-        match = _TOML_POSITION.search(message)
-        line = int(match.group(1)) if match else max(1, text.count("\n"))
-        return [], [Problem(path, line, "toml", f"syntax error: {message}")]
+        return [], [Problem(path, toml_error_line(error), "toml", f"syntax error: {error}")]
     return validate_document(path, text, document)
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agent.durations import lenient_duration
 from agent.notify.matchers import parse_matchers
 from agent.redact import register_secret
+from agent.secretfiles import read_secret, resolve
 
 TemplateKind = Literal["markdown", "html", "text", "short"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -22,14 +23,6 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-def _read_file(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        # Only the path, never the content: the content is a secret.
-        raise ValueError(f"cannot read {what} {str(path)!r}: {error.strerror}") from None
 
 
 class ChannelConfig(_Model):
@@ -60,9 +53,10 @@ class ChannelConfig(_Model):
                 )
             self.urls.extend(SecretStr(part) for part in value.split())
         for path in self.url_files:
-            for line in _read_file(path, f"channel {self.name} URL file").splitlines():
+            for line in read_secret(path, f"channel {self.name} URL").splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     self.urls.append(SecretStr(line.strip()))
+        self.config_files = [resolve(path) for path in self.config_files]
         for path in self.config_files:
             if not path.is_file():
                 raise ValueError(

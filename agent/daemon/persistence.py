@@ -1,9 +1,9 @@
 """The daemon's tables in the state store: alert instances (with anomaly baselines), audit trail.
 
-Why the rule hash: the engine keeps the state of a rule only while its definition is
-unchanged (``Engine.set_rules``); a restart must apply the same test, so each row
-records a hash of the definition it was judged under and rows of edited rules are
-not restored.
+Why the rule hash: the engine keeps the state of a rule only while what the state is
+about is unchanged (``Rule.state_identity``, used by ``Engine.set_rules``); a restart
+must apply the same test, so each row records that identity and rows of rules whose
+identity changed are not restored.
 
 Why instances are saved in the notifier's transaction: ``save`` is called inside the
 ``store.tx()`` that also wraps ``Notifier.submit`` (nested transactions join), so a
@@ -13,7 +13,6 @@ the next cycle reproduces the same transitions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -82,7 +81,7 @@ _QUIET = (AlertState.INACTIVE.value, AlertState.RESOLVED.value)
 def rule_hash(rule: Rule | None) -> str:
     if rule is None:  # the source-down meta-alert has no definition
         return ""
-    return hashlib.sha256(rule.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
+    return rule.state_identity()
 
 
 def _ts(value: datetime | None) -> float | None:

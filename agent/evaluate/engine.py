@@ -101,12 +101,22 @@ class Engine:
     # -- rule set ---------------------------------------------------------------------------
 
     def set_rules(self, rules: Sequence[Rule]) -> None:
-        """Swap the rule set; rules whose definition did not change keep their alert state."""
+        """Swap the rule set. A rule keeps its alert state unless what the state is about
+        changed (``Rule.state_identity``); an anomaly baseline survives only an
+        unchanged condition."""
         kept: dict[str, dict[InstanceKey, Instance]] = {}
         for rule in rules:
             previous = self.rules.get(rule.name)
-            if previous == rule and rule.name in self.instances:
-                kept[rule.name] = self.instances[rule.name]
+            if previous is None or rule.name not in self.instances:
+                continue
+            if previous.state_identity() != rule.state_identity():
+                continue
+            kept[rule.name] = self.instances[rule.name]
+            if previous.condition != rule.condition and isinstance(
+                rule.condition, AnomalyCondition
+            ):
+                for instance in kept[rule.name].values():
+                    instance.tracker = AnomalyTracker(rule.condition)
         self.rules = {rule.name: rule for rule in rules if rule.enabled}
         self.instances = {name: kept.get(name, {}) for name in self.rules}
         self.next_due = {name: when for name, when in self.next_due.items() if name in kept}

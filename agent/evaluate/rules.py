@@ -8,6 +8,8 @@ wiring: severity, labels, templated annotations, routes and remediation actions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -305,6 +307,20 @@ class Rule(_Strict):
             raise ValueError("clear.value must not be above the firing threshold")
         if not fires_high and clear.value < condition.value:
             raise ValueError("clear.value must not be below the firing threshold")
+
+    def state_identity(self) -> str:
+        """What an alert instance's state is *about*: editing a threshold, a window or a
+        template keeps the state (the next evaluation judges it by the new rule); changing
+        the metric, the instance labels or the kind of condition starts afresh."""
+        identity = [
+            self.name,
+            sorted(self.labels.items()),
+            self.severity,
+            self.query.metric,
+            list(self.query.instance_labels),
+            self.condition.type,
+        ]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
     @property
     def threshold(self) -> float | None:

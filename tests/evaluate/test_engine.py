@@ -204,19 +204,31 @@ def test_an_organization_without_any_rows_is_a_source_down():
     assert "no data for the whole organization" in down.annotations["summary"]
 
 
-def test_reload_keeps_state_of_unchanged_rules_only():
+def test_reload_keeps_state_unless_what_it_is_about_changed():
     rows = status_rows("s1", [100] * 10, [50] * 10)
     kept = rule(STATUS_RULE.format(name="kept", for_="0s"))
-    changed = rule(STATUS_RULE.format(name="changed", for_="0s"))
-    engine = Engine([kept, changed], MemorySource(rows))
+    edited = rule(STATUS_RULE.format(name="edited", for_="0s"))
+    relabelled = rule(STATUS_RULE.format(name="relabelled", for_="0s"))
+    engine = Engine([kept, edited, relabelled], MemorySource(rows))
     engine.evaluate(T0 + 5 * MIN)
-    assert states(engine, "changed")["s1"] is AlertState.FIRING
-    edited = rule(STATUS_RULE.format(name="changed", for_="5m"))
+    assert states(engine, "edited")["s1"] is AlertState.FIRING
+    # a new pending period or threshold is judged at the next evaluation, not reset
+    new_edited = rule(STATUS_RULE.format(name="edited", for_="5m").replace("0.1", "0.2"))
+    # new labels are a new identity: its instances start afresh
+    new_relabelled = rule(
+        STATUS_RULE.format(name="relabelled", for_="0s").replace(
+            'name = "relabelled"', 'name = "relabelled"\nlabels = { team = "web" }'
+        )
+    )
     added = rule(STATUS_RULE.format(name="added", for_="0s"))
-    engine.set_rules([kept, edited, added])
+    engine.set_rules([kept, new_edited, new_relabelled, added])
     assert states(engine, "kept")["s1"] is AlertState.FIRING
-    assert engine.instances["changed"] == {}
+    assert states(engine, "edited")["s1"] is AlertState.FIRING
+    assert engine.instances["relabelled"] == {}
     assert engine.instances["added"] == {}
+    report = engine.evaluate(T0 + 6 * MIN)
+    edited_changes = [t for t in report.transitions if t.rule == "edited"]
+    assert edited_changes == []  # 33 % is still above the new 20 %: no resolve, no re-fire
 
 
 def test_due_rules_follow_their_intervals():
@@ -227,3 +239,31 @@ def test_due_rules_follow_their_intervals():
     engine.evaluate(T0)
     assert {r.name for r in engine.due(T0 + MIN)} == {"fast"}
     assert {r.name for r in engine.due(T0 + 5 * MIN)} == {"fast", "slow"}
+
+
+ANOMALY_RULE = """
+name = "unusual"
+[query]
+metric = "usage"
+window = "1m"
+[value]
+function = "sum"
+field = "total_cdn_count"
+[condition]
+type = "anomaly"
+method = "mad"
+sensitivity = {sensitivity}
+"""
+
+
+def test_an_edited_anomaly_condition_starts_a_new_baseline():
+    rows = per_minute("usage", {}, [100.0] * 30, field="total_cdn_count")
+    engine = Engine([rule(ANOMALY_RULE.format(sensitivity=1.0))], MemorySource(rows))
+    for minute in range(2, 20):
+        engine.evaluate(T0 + minute * MIN)
+    learned = engine.instances["unusual"][()].tracker
+    engine.set_rules([rule(ANOMALY_RULE.format(sensitivity=1.0))])
+    assert engine.instances["unusual"][()].tracker is learned
+    engine.set_rules([rule(ANOMALY_RULE.format(sensitivity=2.0))])
+    fresh = engine.instances["unusual"][()].tracker
+    assert fresh is not learned and fresh.to_state() != learned.to_state()

@@ -18,8 +18,7 @@ def test_region_gives_the_default_base_urls(tmp_path):
     settings = load_settings(write(tmp_path, '[contentstack]\nregion = "azure-eu"\n'))
     assert settings.contentstack.analytics_url == "https://azure-eu-app.contentstack.com"
     assert (
-        settings.contentstack.automations_url
-        == "https://azure-eu-automations-api.contentstack.com"
+        settings.contentstack.automations_url == "https://azure-eu-automations-api.contentstack.com"
     )
 
 
@@ -105,9 +104,7 @@ def test_missing_file_is_fine_unless_named(tmp_path):
         load_settings(tmp_path / "absent.toml", required=True)
 
 
-def test_secret_file_paths_expand_variables_and_are_relative_to_the_config(
-    tmp_path, monkeypatch
-):
+def test_secret_file_paths_expand_variables_and_are_relative_to_the_config(tmp_path, monkeypatch):
     credentials = tmp_path / "creds"
     credentials.mkdir()
     (credentials / "authtoken").write_text("blt-from-credentials-dir")

@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
@@ -20,6 +21,9 @@ import structlog
 from agent.notify import plugins  # noqa: F401  (registers console:// and pdevents://)
 from agent.notify.config import ChannelConfig, TemplateKind
 from agent.redact import redact, register_secret
+
+if TYPE_CHECKING:  # template renders for channels, so it imports this module
+    from agent.notify.template import Part
 
 log = structlog.get_logger("agent.notify")
 
@@ -128,26 +132,18 @@ class Channel:
                     "is not a valid Apprise URL"
                 )
 
-    def send(
-        self,
-        destination: Destination,
-        *,
-        title: str,
-        body: str,
-        body_format: str,
-        notify_type: str,
-        params: dict[str, str] | None = None,
-    ) -> SendResult:
-        url = with_params(destination.url, params or {})
+    def send(self, destination: Destination, part: Part) -> SendResult:
+        """Send one rendered part to one destination."""
+        url = with_params(destination.url, part.params)
         client = apprise.Apprise(asset=self._asset)
         if not client.add(url):
             return SendResult(False, f"{destination.display}: invalid URL")
         try:
             result = client.notify(
-                body=body,
-                title=title,
-                notify_type=notify_type,
-                body_format=body_format,
+                body=part.body,
+                title=part.title,
+                notify_type=part.notify_type,
+                body_format=part.body_format,
                 timeout=self.timeout,
             )
         except Exception as error:  # a plugin bug must not kill the deliverer

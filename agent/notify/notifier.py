@@ -280,13 +280,6 @@ class Notifier:
         results = []
         for destination in channel.destinations:
             part = self.renderer.parts(message, destination, None)[0]
-            sent = channel.send(
-                destination,
-                title=part.title,
-                body=part.body,
-                body_format=part.body_format,
-                notify_type=part.notify_type,
-                params=part.params,
-            )
+            sent = channel.send(destination, part)
             results.append(TestResult(destination.display, sent.ok, sent.error))
         return results

@@ -132,14 +132,7 @@ class Outbox:
             for part in parts:
                 if part.id in done:
                     continue
-                result = channel.send(
-                    destination,
-                    title=part.title,
-                    body=part.body,
-                    body_format=part.body_format,
-                    notify_type=part.notify_type,
-                    params=part.params,
-                )
+                result = channel.send(destination, part)
                 if result.ok:
                     done.add(part.id)
                     SENT.labels(channel.name, "sent").inc()

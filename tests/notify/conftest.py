@@ -130,5 +130,12 @@ def alerts(clock: ManualClock) -> Alerts:
     return Alerts(clock)
 
 
+def run_beat(notifier: Notifier, clock: ManualClock, seconds: float = 0) -> Any:
+    """Advance the clock, then one notifier beat: timers, then delivery."""
+    clock.advance(seconds)
+    notifier.tick()
+    return notifier.deliver()
+
+
 def json_url(receiver: HttpReceiver, path: str = "hook") -> str:
     return f"json://{receiver.url}/{path}"

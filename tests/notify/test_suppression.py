@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from agent.notify.config import MaintenanceWindowConfig
 from agent.notify.silence import MaintenanceWindow
 
-from .conftest import json_url
+from .conftest import json_url, run_beat
 
 
 def config(receiver, **extra):
@@ -22,12 +22,6 @@ def config(receiver, **extra):
         },
         **extra,
     }
-
-
-def run(notifier, clock, seconds=0):
-    clock.advance(seconds)
-    notifier.tick()
-    return notifier.deliver()
 
 
 def titles(receiver):
@@ -50,16 +44,16 @@ def test_silenced_alert_is_reported_and_notified_when_the_silence_ends(
             alerts.t("SlowPublish", "firing", stack="dev"),
         ]
     )
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     assert titles(http_receiver) == ["[FIRING:1] SlowPublish"]
     status = {a.labels["stack"]: a for a in notifier.alerts()}
     assert status["prod-eu"].suppressed == f"silence:{silence.id}"
     assert status["prod-eu"].state == "firing"  # state kept while silenced
     assert [s.id for s in notifier.silences()] == [silence.id]
 
-    run(notifier, clock, 1800)
+    run_beat(notifier, clock, 1800)
     assert len(http_receiver.posts()) == 1
-    run(notifier, clock, 1800)  # the silence has ended; the alert still fires
+    run_beat(notifier, clock, 1800)  # the silence has ended; the alert still fires
     assert titles(http_receiver)[-1] == "[FIRING:1] HighErrors"
     assert notifier.silences() == []
     assert notifier.silences(include_expired=True)[0].comment == "deploy"
@@ -70,11 +64,11 @@ def test_expiring_a_silence_notifies_at_once(make_notifier, alerts, clock, http_
     notifier = make_notifier(config(http_receiver))
     silence = notifier.add_silence(["alertname=HighErrors"], duration=timedelta(hours=8))
     notifier.submit([alerts.t("HighErrors", "firing", stack="prod")])
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     assert http_receiver.posts() == []
     assert notifier.expire_silence(silence.id)
     assert not notifier.expire_silence(silence.id)
-    run(notifier, clock, 1)  # no waiting for the group interval
+    run_beat(notifier, clock, 1)  # no waiting for the group interval
     assert titles(http_receiver) == ["[FIRING:1] HighErrors"]
 
 
@@ -83,10 +77,10 @@ def test_resolution_of_a_notified_alert_passes_a_silence(
 ):
     notifier = make_notifier(config(http_receiver))
     notifier.submit([alerts.t("HighErrors", "firing", stack="prod")])
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     notifier.add_silence(["alertname=HighErrors"], duration=timedelta(hours=8))
     notifier.submit([alerts.t("HighErrors", "resolved", stack="prod")])
-    run(notifier, clock, 300)
+    run_beat(notifier, clock, 300)
     assert titles(http_receiver) == ["[FIRING:1] HighErrors", "[RESOLVED] HighErrors"]
 
 
@@ -108,7 +102,7 @@ def test_maintenance_window_in_a_time_zone(make_notifier, alerts, clock, http_re
             alerts.t("SlowPublish", "firing", stack="dev"),
         ]
     )
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     assert titles(http_receiver) == ["[FIRING:1] SlowPublish"]
     muted = [a for a in notifier.alerts() if a.labels["stack"] == "prod"]
     assert muted[0].suppressed == "maintenance:sunday-deploys"
@@ -154,7 +148,7 @@ def test_source_down_inhibits_the_no_data_storm(make_notifier, alerts, clock, ht
         annotations={"summary": "Contentstack API unreachable: 401 Unauthorized"},
     )
     notifier.submit([*storm, down])
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     assert sorted(titles(http_receiver)) == [
         "[FIRING:1] ContentstackSourceDown",
         "[FIRING:1] OtherSignal",
@@ -163,14 +157,14 @@ def test_source_down_inhibits_the_no_data_storm(make_notifier, alerts, clock, ht
     assert len(inhibited) == 10
     assert {a.suppressed for a in inhibited} == {f"inhibited:{down.fingerprint}"}
     for _ in range(6):
-        run(notifier, clock, 300)
+        run_beat(notifier, clock, 300)
     assert len(http_receiver.posts()) == 2
 
     # The source recovers and the data comes back: nothing more to say about the symptoms.
     recovered = [alerts.t(t.rule, "inactive", **_dims(t)) for t in storm[:-1]]
     notifier.submit([alerts.t("ContentstackSourceDown", "resolved", severity="critical"),
                      *recovered])  # fmt: skip
-    run(notifier, clock, 300)
+    run_beat(notifier, clock, 300)
     assert titles(http_receiver)[2:] == ["[RESOLVED] ContentstackSourceDown"]
 
 
@@ -192,13 +186,13 @@ def test_critical_inhibits_warning_with_equal_stack(make_notifier, alerts, clock
             alerts.t("ErrorsWarning", "firing", severity="warning", stack="staging"),
         ]
     )
-    run(notifier, clock, 30)
+    run_beat(notifier, clock, 30)
     posts = {p["title"]: p["message"] for p in http_receiver.posts()}
     assert set(posts) == {"[FIRING:1] ErrorsCritical", "[FIRING:1] ErrorsWarning"}
     assert "staging" in posts["[FIRING:1] ErrorsWarning"]
     assert "prod" not in posts["[FIRING:1] ErrorsWarning"]
     # When the critical one resolves, the warning on prod is told.
     notifier.submit([alerts.t("ErrorsCritical", "resolved", severity="critical", stack="prod")])
-    run(notifier, clock, 300)
+    run_beat(notifier, clock, 300)
     assert "[RESOLVED] ErrorsCritical" in titles(http_receiver)
     assert any("ErrorsWarning on prod" in p["message"] for p in http_receiver.posts()[2:])

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--oauth-client-secret", default=DEFAULT_OAUTH_CLIENT[1])
 
 
-def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO) -> None:
+def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: datetime) -> None:
     url = sim.url
     scenario = sim.scenario
     lines = [
@@ -80,9 +80,17 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO) -> None:
         f'  analytics_base_url = "{url}"',
         f'  automations_base_url = "{url}"',
         f'  oauth_token_url = "{url}/token"',
-        "",
-        "Ctrl-C to stop.",
+        "  [contentstack.stacks]",
+        *(f'  "{s.name or s.api_key}" = "{s.api_key}"' for s in scenario.stacks),
     ]
+    if args.speed != 1:
+        # the agent must read the same sped-up time as the simulator
+        lines += [
+            "  [agent]",
+            f"  clock_speed = {args.speed:g}",
+            f'  clock_origin = "{origin.isoformat()}"',
+        ]
+    lines += ["", "Ctrl-C to stop."]
     print("\n".join(lines), file=out, flush=True)
 
 
@@ -118,7 +126,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        _describe(sim, args, sys.stdout)
+        _describe(sim, args, sys.stdout, clock.origin)
         while not stopping.wait(0.5):
             pass
     except KeyboardInterrupt:

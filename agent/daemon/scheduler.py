@@ -9,6 +9,7 @@ clock (demos, tests) schedules proportionally faster.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -69,7 +70,7 @@ class EvaluationScheduler:
             seconds = max(real_seconds(group.interval, self.clock), 0.05)
             self._labels[job_id] = group.label
             self._scheduler.add_job(
-                self._wrap(job_id, lambda g=group: run(g)),
+                self._wrap(job_id, functools.partial(run, group)),
                 IntervalTrigger(seconds=seconds, jitter=min(seconds / 10, MAX_JITTER)),
                 id=job_id,
                 name=group.label,

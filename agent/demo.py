@@ -46,7 +46,7 @@ def demo_notify_config() -> NotifyConfig:
             "channels": [{"name": "terminal", "urls": ["console://"]}],
             "route": {
                 "channels": ["terminal"],
-                "group_by": ["alertname", "stack"],
+                "group_by": ["alertname", "stack_name"],
                 "group_wait": "0s",
                 "group_interval": "1m",
                 "repeat_interval": "4h",

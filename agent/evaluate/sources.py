@@ -5,24 +5,35 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 
+import structlog
+
+from agent.collect.errors import ContentstackError
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import DataRequest, ExecutionsRequest, SeriesRequest
+
+log = structlog.get_logger(__name__)
 
 
 class AnalyticsFetcher(Protocol):
     def fetch(self, query: AnalyticsQuery) -> list[Sample]: ...
 
 
-class _Project(Protocol):
+class _Named(Protocol):
     @property
     def id(self) -> str: ...
 
+    @property
+    def title(self) -> str: ...
+
 
 class ExecutionsFetcher(Protocol):
-    def list_projects(self) -> Sequence[_Project]: ...
+    def list_projects(self) -> Sequence[_Named]: ...
+
+    def list_automations(self, project_id: str) -> Sequence[_Named]: ...
 
     def execution_samples(self, project_id: str, since: datetime) -> list[Sample]: ...
 
@@ -39,19 +50,45 @@ class LiveSource:
         self.analytics = analytics
         self.executions = executions
         self.projects = list(projects)
+        #: project id → automation id → title; fetched once, again when an id is new
+        self._titles: dict[str, dict[str, str]] = {}
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         if isinstance(request, AnalyticsQuery):
             return self.analytics.fetch(request)
         if isinstance(request, ExecutionsRequest):
             if request.project_id != "*":
-                return self.executions.execution_samples(request.project_id, request.since)
-            projects = self.projects or [p.id for p in self.executions.list_projects()]
+                projects = [request.project_id]
+            else:
+                projects = self.projects or [p.id for p in self.executions.list_projects()]
             rows: list[Sample] = []
             for project in projects:
-                rows.extend(self.executions.execution_samples(project, request.since))
+                found = self.executions.execution_samples(project, request.since)
+                rows.extend(self._with_titles(project, found))
             return rows
         raise ValueError("series data exists only in rule tests and CSV backtests")
+
+    def _with_titles(self, project: str, rows: list[Sample]) -> list[Sample]:
+        """Label executions with their automation's title: alerts should say "Purge CDN
+        cache", not a 32-hex id. A failure to list titles never fails the query."""
+        titles = self._titles.get(project, {})
+        if any(row.labels.get("automation") not in titles for row in rows):
+            try:
+                listed = self.executions.list_automations(project)
+            except ContentstackError as error:
+                log.warning("automation titles unavailable", project=project, error=str(error))
+            else:
+                titles = {automation.id: automation.title for automation in listed}
+                # ids the list does not know (deleted automations) are not asked for again
+                for row in rows:
+                    titles.setdefault(row.labels.get("automation", ""), "")
+                self._titles[project] = titles
+        return [
+            replace(row, labels={**row.labels, "automation_title": title})
+            if (title := titles.get(row.labels.get("automation", ""), ""))
+            else row
+            for row in rows
+        ]
 
 
 class TimeIndex:

@@ -1,0 +1,58 @@
+"""LiveSource: execution rows get their automation's title; a failing title list is harmless."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from agent.collect.errors import ServerError
+from agent.collect.models import Sample
+from agent.evaluate.planner import ExecutionsRequest
+from agent.evaluate.sources import LiveSource
+
+SINCE = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@dataclass
+class Named:
+    id: str
+    title: str
+
+
+class FakeAutomations:
+    def __init__(self) -> None:
+        self.listed = 0
+        self.fail = False
+        self.automations = [Named("a1", "Purge CDN cache")]
+
+    def list_projects(self):
+        return [Named("p1", "Website")]
+
+    def list_automations(self, project_id):
+        self.listed += 1
+        if self.fail:
+            raise ServerError("boom", status=500, endpoint="GET /v1/projects/{id}/automations")
+        return self.automations
+
+    def execution_samples(self, project_id, since):
+        return [
+            Sample("executions", SINCE, {"project": project_id, "automation": a}, {"count": 1})
+            for a in ("a1", "a2")
+        ]
+
+
+def test_titles_are_added_and_the_list_is_read_once():
+    automations = FakeAutomations()
+    source = LiveSource(analytics=None, executions=automations)  # type: ignore[arg-type]
+    rows = source.fetch(ExecutionsRequest("*", SINCE))
+    titles = {r.labels["automation"]: r.labels.get("automation_title") for r in rows}
+    # a2 is not in the list (a deleted automation): untitled, and not asked for again
+    assert titles == {"a1": "Purge CDN cache", "a2": None}
+    source.fetch(ExecutionsRequest("p1", SINCE))
+    assert automations.listed == 1
+
+
+def test_a_failing_title_list_leaves_rows_untitled():
+    automations = FakeAutomations()
+    automations.fail = True
+    source = LiveSource(analytics=None, executions=automations)  # type: ignore[arg-type]
+    rows = source.fetch(ExecutionsRequest("p1", SINCE))
+    assert len(rows) == 2 and all("automation_title" not in r.labels for r in rows)

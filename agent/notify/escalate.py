@@ -49,16 +49,7 @@ class Escalations:
 
         Returns the fingerprints whose tier changed.
         """
-        rows = conn.execute(
-            """
-            SELECT e.fingerprint, e.episode, e.policy, e.started_at, e.tier
-            FROM notify_escalations e
-            JOIN notify_alerts a ON a.fingerprint = e.fingerprint AND a.episode = e.episode
-            LEFT JOIN notify_acks k ON k.fingerprint = e.fingerprint AND k.episode = e.episode
-            WHERE a.state = ? AND k.fingerprint IS NULL
-            """,
-            (AlertState.FIRING.value,),
-        ).fetchall()
+        rows = _running(conn)
         moved: list[str] = []
         for row in rows:
             policy = self.policies.get(row["policy"])
@@ -79,18 +70,24 @@ class Escalations:
 
     def next_due(self, conn: sqlite3.Connection) -> float | None:
         """When the next tier of any running escalation falls due (epoch seconds)."""
-        rows = conn.execute(
-            """
-            SELECT e.policy, e.started_at, e.tier FROM notify_escalations e
-            JOIN notify_alerts a ON a.fingerprint = e.fingerprint AND a.episode = e.episode
-            LEFT JOIN notify_acks k ON k.fingerprint = e.fingerprint AND k.episode = e.episode
-            WHERE a.state = ? AND k.fingerprint IS NULL
-            """,
-            (AlertState.FIRING.value,),
-        ).fetchall()
+        rows = _running(conn)
         due: list[float] = []
         for row in rows:
             policy = self.policies.get(row["policy"])
             if policy and row["tier"] + 1 < len(policy.tiers):
                 due.append(row["started_at"] + policy.tiers[row["tier"] + 1].after.total_seconds())
         return min(due) if due else None
+
+
+def _running(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Escalations of alerts still firing in the same episode and not acknowledged."""
+    return conn.execute(
+        """
+        SELECT e.fingerprint, e.episode, e.policy, e.started_at, e.tier
+        FROM notify_escalations e
+        JOIN notify_alerts a ON a.fingerprint = e.fingerprint AND a.episode = e.episode
+        LEFT JOIN notify_acks k ON k.fingerprint = e.fingerprint AND k.episode = e.episode
+        WHERE a.state = ? AND k.fingerprint IS NULL
+        """,
+        (AlertState.FIRING.value,),
+    ).fetchall()

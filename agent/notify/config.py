@@ -21,6 +21,11 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _valid_matchers(value: list[str]) -> list[str]:
+    parse_matchers(value)  # raises ValueError naming the bad matcher
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -117,11 +122,7 @@ class RouteConfig(_Model):
                 raise ValueError(f"match_re.{key}: invalid regex: {error}") from None
         return value
 
-    @field_validator("matchers")
-    @classmethod
-    def _check_matchers(cls, value: list[str]) -> list[str]:
-        parse_matchers(value)
-        return value
+    _matchers = field_validator("matchers")(_valid_matchers)
 
 
 class InhibitRuleConfig(_Model):
@@ -132,11 +133,7 @@ class InhibitRuleConfig(_Model):
     target_matchers: list[str]
     equal: list[str] = Field(default_factory=list)
 
-    @field_validator("source_matchers", "target_matchers")
-    @classmethod
-    def _check(cls, value: list[str]) -> list[str]:
-        parse_matchers(value)
-        return value
+    _matchers = field_validator("source_matchers", "target_matchers")(_valid_matchers)
 
 
 class MaintenanceWindowConfig(_Model):
@@ -166,11 +163,7 @@ class MaintenanceWindowConfig(_Model):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
 
-    @field_validator("matchers")
-    @classmethod
-    def _check(cls, value: list[str]) -> list[str]:
-        parse_matchers(value)
-        return value
+    _matchers = field_validator("matchers")(_valid_matchers)
 
 
 class EscalationTier(_Model):

@@ -240,9 +240,10 @@ def cmd_once(args: argparse.Namespace) -> int:
         _print_table(rows)
     for rule, message in report.errors.items():
         print(f"warning: {rule}: {message}", file=sys.stderr)
+    code = 1 if report.errors else 0  # a rule that could not be evaluated is a failure
     if args.notify:
-        return _notify_once(settings, clock, report.transitions)
-    return 0
+        code = max(code, _notify_once(settings, clock, report.transitions))
+    return code
 
 
 def _notify_once(settings: Any, clock: SystemClock, transitions: list[Any]) -> int:

@@ -75,7 +75,8 @@ def _as_timedelta(value: Any) -> Any:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # inputs hold secrets (authtokens): never echo them in validation errors
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class ContentstackSettings(_Section):
@@ -191,6 +192,7 @@ class AgentSettings(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
+        hide_input_in_errors=True,
         env_prefix="STACKWATCH_",
         env_nested_delimiter="__",
         extra="forbid",
@@ -260,7 +262,8 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         where = str(path) if path else "environment"
         raise ConfigError(
             [
-                f"{where}: {'.'.join(str(p) for p in problem['loc']) or 'config'}: {problem['msg']}"
+                f"{where}: {'.'.join(str(p) for p in problem['loc']) or 'config'}: "
+                f"{problem['msg'].removeprefix('Value error, ')}"
                 for problem in error.errors(include_url=False, include_input=False)
             ]
         ) from None

@@ -126,3 +126,17 @@ def test_unset_variable_in_a_secret_path_is_named(tmp_path, monkeypatch):
     path = write(tmp_path, '[contentstack]\nauthtoken_file = "${NOT_SET_ANYWHERE}/token"\n')
     with pytest.raises(ConfigError, match="names an environment variable that is not set"):
         load_settings(path)
+
+
+def test_an_invalid_apprise_url_is_a_config_error_naming_only_its_position(tmp_path, capsys):
+    from agent.cli import main
+
+    path = write(
+        tmp_path,
+        '[notify]\n[[notify.channels]]\nname = "mail"\n'
+        'urls = ["console://", "nosuchscheme://user:hunter2pass@host"]\n',
+    )
+    assert main(["notify-test", "mail", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "channel 'mail': URL #2 (nosuchscheme://…) is not a valid Apprise URL" in err
+    assert "hunter2pass" not in err and "Traceback" not in err

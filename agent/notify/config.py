@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import apprise
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.durations import lenient_duration
+from agent.notify import plugins  # noqa: F401  (console:// and pdevents:// are valid URLs)
 from agent.notify.matchers import parse_matchers
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, resolve
@@ -27,7 +29,8 @@ def _valid_matchers(value: list[str]) -> list[str]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # inputs hold secrets (Apprise URLs): never echo them in validation errors
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class ChannelConfig(_Model):
@@ -69,8 +72,15 @@ class ChannelConfig(_Model):
                 )
         if not self.urls and not self.config_files:
             raise ValueError(f"channel {self.name!r} has no urls")
-        for url in self.urls:
-            register_secret(url.get_secret_value())
+        for index, secret in enumerate(self.urls, start=1):
+            url = secret.get_secret_value()
+            register_secret(url)
+            if not apprise.Apprise().add(url):
+                # named by position and scheme only: the URL itself is a secret
+                scheme = url.split("://", 1)[0] if "://" in url else "?"
+                raise ValueError(
+                    f"channel {self.name!r}: URL #{index} ({scheme}://…) is not a valid Apprise URL"
+                )
         return self
 
 
@@ -106,7 +116,7 @@ class RouteConfig(_Model):
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteConfig] = Field(default_factory=list)
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
 
     _durations = field_validator("group_wait", "group_interval", "repeat_interval", mode="before")(
         lenient_duration

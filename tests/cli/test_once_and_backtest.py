@@ -92,3 +92,15 @@ def test_backtest_from_history_prints_transitions(tmp_path, simulator, capsys):
 def test_backtest_needs_either_csv_or_dates(capsys):
     code, _, err = run(capsys, "backtest")
     assert code == 2 and "--csv FILE, or --from and --to" in err
+
+
+def test_once_with_bad_credentials_exits_1_and_shows_error_states(tmp_path, simulator, capsys):
+    config = write_config(tmp_path, simulator)
+    config.write_text(config.read_text().replace(TOKEN, "blt-wrong-token-456"))
+    code, out, err = run(capsys, "once", "--config", config, "--format", "json")
+    assert code == 1
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows and all(r["state"] == "error" for r in rows)
+    assert all("HTTP 401" in r["error"] for r in rows)
+    assert "warning: cdn-5xx-share:" in err
+    assert "blt-wrong-token-456" not in out + err

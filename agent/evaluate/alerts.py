@@ -58,6 +58,8 @@ class Transition:
     firing_since: datetime | None = None
     #: route names the rule asked for; empty means the default route.
     routes: tuple[str, ...] = ()
+    #: remediation action names the rule references.
+    actions: tuple[str, ...] = ()
 
     @property
     def severity(self) -> str:

@@ -298,6 +298,7 @@ class Engine:
             annotations=dict(instance.annotations),
             firing_since=state.firing_since,
             routes=rule.routes,
+            actions=rule.actions,
         )
 
     def _watch_source(

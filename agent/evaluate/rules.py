@@ -3,7 +3,7 @@
 A rule says where its numbers come from (``[rule.query]``), how a window of rows
 becomes one value (``[rule.value]``), when that value is bad (``[rule.condition]``)
 and when it is good again (``[rule.clear]``). Everything else is presentation and
-wiring: severity, labels, templated annotations and notification routes.
+wiring: severity, labels, templated annotations, routes and remediation actions.
 """
 
 from __future__ import annotations
@@ -222,6 +222,7 @@ class Rule(_Strict):
     runbook: str | None = None
     link: str | None = None
     routes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
     #: what an instance with no rows becomes: its own state, the last state, OK, or alerting.
     on_nodata: Literal["nodata", "keep", "ok", "alerting"] = "nodata"
     on_error: Literal["error", "keep"] = "error"

@@ -15,6 +15,7 @@ from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
+from agent.notify.config import RouteConfig
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -30,14 +31,32 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     loaded = load_rules(settings.agent.rule_paths)
     rules: list[Rule] = []
     problems: list[Problem] = []
+    route_names = _route_names(settings.notify.route)
     for item in loaded:
         try:
             rules.append(resolve_stacks(item.rule, settings.contentstack.stacks))
         except ValueError as error:
             problems.append(Problem(item.path, item.line, "query.stacks", str(error)))
+        unknown = [name for name in item.rule.routes if name not in route_names]
+        if unknown:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line,
+                    f"rule[{item.rule.name}].routes",
+                    f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
+                )
+            )
     if problems:
         raise RulesInvalid(problems)
     return rules
+
+
+def _route_names(route: RouteConfig) -> set[str]:
+    names = {route.name} if route.name else set()
+    for child in route.routes:
+        names |= _route_names(child)
+    return names
 
 
 @dataclass

@@ -107,3 +107,22 @@ def test_check_passes_on_the_shipped_rules(capsys):
 def test_missing_config_file_named_explicitly_is_an_error(tmp_path, capsys):
     assert main(["check", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_check_flags_routes_that_the_notify_config_does_not_have(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.toml").write_text(
+        '[[rule]]\nname = "r"\nroutes = ["critical", "nowhere"]\n[rule.query]\nmetric = "usage"\n'
+        '[rule.condition]\ntype = "threshold"\nop = ">"\nvalue = 1\n'
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[agent]\nrule_paths = ["rules"]\n[notify]\n[[notify.channels]]\nname = "c"\n'
+        'urls = ["console://"]\n[notify.route]\nchannels = ["c"]\n'
+        '[[notify.route.routes]]\nname = "critical"\nmatch = { severity = "critical" }\n'
+    )
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rules / 'r.toml'}:1: rule[r].routes: no route named 'nowhere' in [notify.route]" in err
+    assert "'critical'" not in err

@@ -17,7 +17,7 @@ from typing import Any
 from agent.clock import OffsetClock, SystemClock
 from agent.collect import ContentstackError
 from agent.config import ConfigError
-from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source
+from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source, evaluate_once
 from agent.evaluate.loader import RulesInvalid, rule_files
 from agent.evaluate.testing import find_test_files, run_test_file
 from agent.logs import configure_logging
@@ -219,7 +219,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     clock = SystemClock()
     pipeline = build_pipeline(settings, clock)
     try:
-        report = pipeline.engine.evaluate(clock.now())
+        report = evaluate_once(pipeline.engine, clock.now())
     finally:
         pipeline.close()
     rows = [

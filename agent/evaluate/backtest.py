@@ -1,4 +1,4 @@
-"""Replay rules over history and report every state transition.
+"""Replay rules over history: backtests, and ``once``'s short warm-up replay.
 
 Two inputs: a CSV of ``timestamp,value`` rows (NAB's format; rules with
 ``metric = "series"``), or rows fetched once from the Analytics API and replayed
@@ -18,11 +18,11 @@ from agent.collect.models import Sample
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import anomaly_verdict, threshold_verdict
-from agent.evaluate.engine import Engine
+from agent.evaluate.engine import CycleReport, Engine
 from agent.evaluate.loader import load_rules
 from agent.evaluate.planner import DataSource, plan
 from agent.evaluate.rules import Rule, ThresholdCondition
-from agent.evaluate.sources import MemorySource
+from agent.evaluate.sources import MemorySource, PrefetchedSource
 from agent.evaluate.state import InstanceState, Verdict, step
 
 
@@ -148,6 +148,32 @@ def backtest_source(
                 "fingerprint": transition.fingerprint,
             }
         now += _step(rules, default_interval)
+
+
+def evaluate_once(engine: Engine, now: datetime) -> CycleReport:
+    """One evaluation of every rule that honours ``for`` and ``clear_for``.
+
+    Data is fetched once, reaching back over the longest pending and clear period,
+    and the rules are replayed up to ``now`` on it, so a breach that began minutes ago
+    shows as firing rather than as a pending alert that was just born. The report
+    holds every transition of the replay and the errors of the final evaluation.
+    """
+    rules = list(engine.rules.values())
+    warmup = max((rule.for_ + rule.clear_for for rule in rules), default=timedelta(0))
+    live = engine.source
+    engine.source = PrefetchedSource(live, plan(rules, now, extra=warmup).requests)
+    transitions = []
+    try:
+        step = _step(rules, engine.default_interval)
+        moment = now - warmup
+        while moment < now:
+            transitions += engine.evaluate(moment, engine.due(moment)).transitions
+            moment += step
+        report = engine.evaluate(now)
+    finally:
+        engine.source = live
+    report.transitions = transitions + report.transitions
+    return report
 
 
 def _step(rules: Sequence[Rule], default_interval: timedelta) -> timedelta:

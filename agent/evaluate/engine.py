@@ -20,7 +20,7 @@ from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judgement, judge, lookback
-from agent.evaluate.planner import DataRequest, DataSource, _merge_key, plan, rows_for_rule
+from agent.evaluate.planner import DataRequest, DataSource, merge_key, plan, rows_for_rule
 from agent.evaluate.rules import Rule
 from agent.evaluate.state import InstanceState, Verdict, step
 from agent.evaluate.values import InstanceKey, split_instances
@@ -311,7 +311,7 @@ class Engine:
         failures = [r for r in results.values() if isinstance(r, Exception)]
         for request, result in results.items():
             # (failed, is analytics, empty): the latest outcome of each query family
-            self._source_outcomes[_merge_key(request)] = (
+            self._source_outcomes[merge_key(request)] = (
                 isinstance(result, Exception),
                 isinstance(request, AnalyticsQuery),
                 isinstance(result, list) and not result,

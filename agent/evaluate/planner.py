@@ -72,7 +72,7 @@ def rule_requests(rule: Rule, now: datetime, extra: timedelta = timedelta(0)) ->
 _ROWS_WITHOUT_SERVICE = frozenset({Metric.USAGE, Metric.SUBSCRIPTION})
 
 
-def _merge_key(request: DataRequest) -> tuple[object, ...]:
+def merge_key(request: DataRequest) -> tuple[object, ...]:
     if isinstance(request, AnalyticsQuery):
         key = ("analytics", request.metric, request.duration, request.api_key, request.params)
         # Usage rows carry no service: merging services would add up different totals.
@@ -110,7 +110,7 @@ def plan(rules: Iterable[Rule], now: datetime, extra: timedelta = timedelta(0)) 
     for rule in rules:
         keys = []
         for request in rule_requests(rule, now, extra):
-            key = _merge_key(request)
+            key = merge_key(request)
             wanted[key].append(request)
             keys.append(key)
         rule_keys[rule.name] = keys

@@ -13,7 +13,13 @@ import structlog
 
 from agent.collect.errors import ContentstackError
 from agent.collect.models import AnalyticsQuery, Sample
-from agent.evaluate.planner import DataRequest, ExecutionsRequest, SeriesRequest
+from agent.evaluate.planner import (
+    DataRequest,
+    DataSource,
+    ExecutionsRequest,
+    SeriesRequest,
+    merge_key,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -160,3 +166,25 @@ class MemorySource:
         for service in request.services:
             rows.extend(self._rows(metric, start, end, stack, service))
         return rows
+
+
+class PrefetchedSource:
+    """Answers from rows fetched once, up front, over a longer span (``once`` replays the
+    last minutes so pending timers are honoured without waiting). A request is answered
+    by the prefetched request it merges with; a failed fetch fails it again."""
+
+    def __init__(self, source: DataSource, requests: Iterable[DataRequest]) -> None:
+        self._answers: dict[tuple[object, ...], list[Sample] | Exception] = {}
+        for request in requests:
+            try:
+                self._answers[merge_key(request)] = source.fetch(request)
+            except Exception as error:  # reported by the engine, per rule
+                self._answers[merge_key(request)] = error
+
+    def fetch(self, request: DataRequest) -> list[Sample]:
+        answer = self._answers.get(merge_key(request))
+        if answer is None:
+            raise LookupError("request was not prefetched")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

@@ -104,3 +104,18 @@ def test_once_with_bad_credentials_exits_1_and_shows_error_states(tmp_path, simu
     assert all("HTTP 401" in r["error"] for r in rows)
     assert "warning: cdn-5xx-share:" in err
     assert "blt-wrong-token-456" not in out + err
+
+
+def test_once_honours_for_by_replaying_the_recent_past(tmp_path, simulator, capsys):
+    slow = RULE.replace('severity = "critical"', 'severity = "critical"\nfor = "5m"')
+    config = write_config(tmp_path, simulator, rules=slow)
+    simulator.clear_requests()
+    code, out, _ = run(capsys, "once", "--config", config, "--format", "json")
+    assert code == 0
+    states = {
+        json.loads(line)["labels"]["stack"]: json.loads(line)["state"] for line in out.splitlines()
+    }
+    # the incident began hours ago: five minutes of pending are long past
+    assert states == {BROKEN.api_key: "firing", HEALTHY.api_key: "inactive"}
+    submits = [r for r in simulator.requests if r.path == "/analytics/v2/http-statuses"]
+    assert len(submits) == 2  # still one job per stack: the replay reuses the rows

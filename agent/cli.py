@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,6 +26,7 @@ from agent.redact import redact
 from agent.wiring import build_pipeline, load_config, load_rule_set
 
 DEFAULT_CONFIG = Path("config.toml")
+_AT_FILE_LINE = re.compile(r"^[^\s:]+:\d+: ")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ConfigError as error:
         for problem in error.problems:
-            print(f"error: {redact(problem)}", file=sys.stderr)
+            # FILE:LINE: field: message as it is; anything else marked as an error
+            shown = problem if _AT_FILE_LINE.match(problem) else f"error: {problem}"
+            print(redact(shown), file=sys.stderr)
         return 2
     except RulesInvalid as error:
         for rule_problem in error.problems:

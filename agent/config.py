@@ -7,7 +7,7 @@ which suits systemd ``LoadCredential=`` and container secrets.
 
 from __future__ import annotations
 
-import re
+import os
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from agent.durations import parse_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, relative_to
+from agent.tomlpos import locate, toml_error_line
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -222,18 +223,28 @@ class Settings(BaseSettings):
 _CONFIG_PATH: dict[str, Path | None] = {"path": None}
 
 
-def toml_error_line(error: tomllib.TOMLDecodeError) -> int:
-    """The line a TOML syntax error points at (Python 3.11 only says it in the message)."""
-    match = re.search(r"at line (\d+)", str(error))
-    return int(match.group(1)) if match else 1
-
-
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator (one problem per line)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def _origin(path: Path | None, lines: list[str], loc: tuple[Any, ...]) -> str:
+    """``FILE:LINE`` of a problem, or the environment variable it came from."""
+    variable = "STACKWATCH_" + "__".join(str(part).upper() for part in loc if isinstance(part, str))
+    if any(name.upper() == variable for name in os.environ):
+        return f"environment {variable}"
+    if path is None:
+        return "environment"
+    return f"{path}:{locate(lines, loc)}"
+
+
+def _message(problem: Any) -> str:
+    if problem["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(problem["msg"]).removeprefix("Value error, ")
 
 
 def load_settings(path: Path | None, *, required: bool = False) -> Settings:
@@ -248,22 +259,25 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         if required:
             raise ConfigError([f"{path}: config file not found"])
         path = None
+    text = ""
     if path is not None:
         try:
-            with path.open("rb") as handle:
-                tomllib.load(handle)
+            text = path.read_text(encoding="utf-8")
+            tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError([f"{path}:{toml_error_line(error)}: {error}"]) from None
+            raise ConfigError([f"{path}:{toml_error_line(error)}: toml: {error}"]) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError([f"{path}: cannot read: {error}"]) from None
     _CONFIG_PATH["path"] = path
     try:
         with relative_to(path.resolve().parent if path else None):
             settings = Settings()
     except ValidationError as error:
-        where = str(path) if path else "environment"
+        lines = text.splitlines()
         raise ConfigError(
             [
-                f"{where}: {'.'.join(str(p) for p in problem['loc']) or 'config'}: "
-                f"{problem['msg'].removeprefix('Value error, ')}"
+                f"{_origin(path, lines, problem['loc'])}: "
+                f"{'.'.join(str(p) for p in problem['loc']) or 'config'}: {_message(problem)}"
                 for problem in error.errors(include_url=False, include_input=False)
             ]
         ) from None

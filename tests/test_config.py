@@ -77,18 +77,32 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ('[contentstack]\nregion = "mars"\n', "contentstack.region: Input should be"),
-        ("[contentstack]\nbogus = 1\n", "contentstack.bogus: Extra inputs are not permitted"),
-        ('[agent]\ndefault_interval = "soon"\n', "invalid duration 'soon'"),
-        ("[contentstack\n", "config.toml:1:"),
-        ('[contentstack]\nauthtoken_file = "/nonexistent/token"\n', "cannot read authtoken file"),
-        ("[contentstack]\nrate_limit = 50\n", "contentstack.rate_limit"),
+        ('[contentstack]\nregion = "mars"\n', "config.toml:2: contentstack.region: Input should be"),
+        ("[contentstack]\n\nbogus = 1\n", "config.toml:3: contentstack.bogus: unknown key"),
+        (
+            '[contentstack]\n[agent]\ndefault_interval = "soon"\n',
+            "config.toml:3: agent.default_interval: invalid duration 'soon'",
+        ),
+        ("[contentstack\n", "config.toml:1: toml: "),
+        (
+            '[contentstack]\nauthtoken_file = "/nonexistent/token"\n',
+            "config.toml:1: contentstack: cannot read authtoken file",
+        ),
+        ("[contentstack]\nrate_limit = 50\n", "config.toml:2: contentstack.rate_limit:"),
     ],
 )
-def test_problems_are_one_line_each_and_name_the_field(tmp_path, text, expected):
+def test_problems_are_file_line_field_message(tmp_path, text, expected):
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
     assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_problem_from_the_environment_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("STACKWATCH_CONTENTSTACK__REGION", "mars")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, '[contentstack]\nregion = "aws-eu"\n'))
+    (problem,) = caught.value.problems
+    assert problem.startswith("environment STACKWATCH_CONTENTSTACK__REGION: contentstack.region:")
 
 
 def test_a_secret_never_appears_in_a_config_error(tmp_path):

@@ -1,13 +1,7 @@
-"""Read rule files and report every problem as ``FILE:LINE: field: message``.
-
-tomllib gives no positions for values, so problems found by validation are placed
-by ``locate``: it walks the file's text to the ``[[rule]]`` table, sub-table and
-key that the error names. It is a locator for messages only, never for parsing.
-"""
+"""Read rule files and report every problem as ``FILE:LINE: field: message``."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,10 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.config import toml_error_line
 from agent.evaluate.rules import Rule, RuleFile
-
-_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
+from agent.tomlpos import locate, toml_error_line
 
 
 @dataclass(frozen=True)
@@ -151,62 +143,3 @@ def _message(issue: Any) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return message
-
-
-def locate(lines: list[str], location: tuple[Any, ...]) -> int:
-    """Best line number (1-based) for a location such as ("rule", 2, "query", "window")."""
-    keys = [part for part in location if isinstance(part, str) and part not in _UNION_TAGS]
-    if not keys:
-        return 1
-    top = keys[0]
-    index = next((part for part in location if isinstance(part, int)), None)
-    starts = [i for i, line in enumerate(lines) if line.strip().startswith(f"[[{top}]]")]
-    if index is None or not starts:
-        return _find_key(lines, 0, len(lines), top) or _find_header(lines, top) or 1
-    if index >= len(starts):
-        return 1
-    start = starts[index]
-    end = starts[index + 1] if index + 1 < len(starts) else len(lines)
-    best = start + 1
-    table = top
-    cursor = start
-    for key in keys[1:]:
-        key = "for" if key == "for_" else key
-        header = _find_header(lines, f"{table}.{key}", start, end)
-        if header:
-            best = header
-            table = f"{table}.{key}"
-            cursor = header - 1
-            continue
-        found = _find_key(lines, cursor, _table_end(lines, cursor, end), key)
-        if found:
-            best = found
-            cursor = found - 1
-        break
-    return best
-
-
-_UNION_TAGS = {"threshold", "change", "nodata", "anomaly"}
-
-
-def _table_end(lines: list[str], table_start: int, limit: int) -> int:
-    for number in range(table_start + 1, limit):
-        if _HEADER.match(lines[number]):
-            return number
-    return limit
-
-
-def _find_header(lines: list[str], dotted: str, start: int = 0, end: int | None = None) -> int:
-    for number in range(start, len(lines) if end is None else end):
-        match = _HEADER.match(lines[number])
-        if match and match.group(1).replace(" ", "") == dotted:
-            return number + 1
-    return 0
-
-
-def _find_key(lines: list[str], start: int, end: int, key: str) -> int:
-    pattern = re.compile(rf"(^|[{{,\s])[\"']?{re.escape(key)}[\"']?\s*=")
-    for number in range(start, end):
-        if pattern.search(lines[number].split("#", 1)[0]):
-            return number + 1
-    return 0

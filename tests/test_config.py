@@ -77,7 +77,10 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ('[contentstack]\nregion = "mars"\n', "config.toml:2: contentstack.region: Input should be"),
+        (
+            '[contentstack]\nregion = "mars"\n',
+            "config.toml:2: contentstack.region: Input should be",
+        ),
         ("[contentstack]\n\nbogus = 1\n", "config.toml:3: contentstack.bogus: unknown key"),
         (
             '[contentstack]\n[agent]\ndefault_interval = "soon"\n',

@@ -124,5 +124,6 @@ def test_check_flags_routes_that_the_notify_config_does_not_have(tmp_path, capsy
     )
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert f"{rules / 'r.toml'}:1: rule[r].routes: no route named 'nowhere' in [notify.route]" in err
+    expected = "rule[r].routes: no route named 'nowhere' in [notify.route]"
+    assert f"{rules / 'r.toml'}:1: {expected}" in err
     assert "'critical'" not in err

@@ -154,6 +154,8 @@ class AgentSettings(_Section):
     #: how long the daemon keeps alert instances that stopped being evaluated and its
     #: audit trail (notify's tables follow ``[notify] retention``).
     retention: timedelta = timedelta(days=30)
+    #: how long each instance's recent values are kept (one row per evaluation).
+    sample_retention: timedelta = timedelta(days=1)
     #: the daemon's HTTP endpoint (health, metrics, JSON API); 0.0.0.0 in a container.
     http_bind: str = "127.0.0.1"
     #: 0 picks a free port (the daemon logs it and records it in the state file).
@@ -172,7 +174,12 @@ class AgentSettings(_Section):
     clock_origin: datetime | None = None
 
     _durations = field_validator(
-        "default_interval", "retention", "notify_interval", "shutdown_timeout", mode="before"
+        "default_interval",
+        "retention",
+        "sample_retention",
+        "notify_interval",
+        "shutdown_timeout",
+        mode="before",
     )(_as_timedelta)
 
     @field_validator("clock_origin")

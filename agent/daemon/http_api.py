@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 MAX_BODY = 64 * 1024
 _SILENCE = re.compile(r"^/api/v1/silences/([A-Za-z0-9_-]{1,64})$")
 _ACK = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/ack$")
+_SAMPLES = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/samples$")
 
 
 class ApiError(Exception):
@@ -45,6 +46,8 @@ class Backend(Protocol):
     def metrics_text(self) -> bytes: ...
 
     def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]: ...
+
+    def samples(self, fingerprint: str) -> list[dict[str, Any]]: ...
 
     def silences(self, *, include_expired: bool) -> list[dict[str, Any]]: ...
 
@@ -169,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(200, {"alerts": backend.alerts(include_inactive=flag)})
                 elif path == "/api/v1/silences":
                     self._json(200, {"silences": backend.silences(include_expired=flag)})
+                elif match := _SAMPLES.match(path):
+                    self._json(200, {"samples": backend.samples(match.group(1))})
                 else:
                     raise ApiError(404, "not found")
                 return

@@ -72,6 +72,16 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    """
+    -- Recent values of every instance, one row per evaluation, for the API and status.
+    CREATE TABLE daemon_samples (
+        fingerprint TEXT NOT NULL,
+        at REAL NOT NULL,
+        value REAL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (fingerprint, at)
+    );
+    """,
 )
 
 #: states an instance may be forgotten in once it has not been evaluated for the retention.
@@ -205,6 +215,34 @@ def save(
     return len(rows)
 
 
+def record_samples(conn: sqlite3.Connection, instances: Iterable[Instance]) -> int:
+    """One row per instance evaluated: its value and state at that evaluation."""
+    rows = [
+        (i.fingerprint, _ts(i.state.evaluated_at), i.state.value, i.state.state.value)
+        for i in instances
+        if i.state.evaluated_at is not None
+    ]
+    conn.executemany("INSERT OR REPLACE INTO daemon_samples VALUES (?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def samples(
+    conn: sqlite3.Connection, fingerprint: str, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT at, value, state FROM daemon_samples WHERE fingerprint = ? AND at >= ? ORDER BY at",
+        (fingerprint, _ts(since) or 0.0),
+    ).fetchall()
+    return [
+        {
+            "at": datetime.fromtimestamp(row["at"], UTC).isoformat(),
+            "value": row["value"],
+            "state": row["state"],
+        }
+        for row in rows
+    ]
+
+
 def load(conn: sqlite3.Connection) -> list[StoredInstance]:
     rows = conn.execute("SELECT * FROM daemon_instances ORDER BY rule, instance_key").fetchall()
     return [StoredInstance.from_row(row) for row in rows]
@@ -257,9 +295,11 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def prune(conn: sqlite3.Connection, cutoff: datetime) -> tuple[int, int]:
+def prune(conn: sqlite3.Connection, cutoff: datetime, samples_cutoff: datetime) -> tuple[int, int]:
     """Forget quiet instances not evaluated since ``cutoff`` (their rule or their stack is
-    gone) and older audit rows. Returns (instances, audit rows) deleted."""
+    gone), older audit rows and samples older than ``samples_cutoff``.
+    Returns (instances, audit rows) deleted."""
+    conn.execute("DELETE FROM daemon_samples WHERE at < ?", (samples_cutoff.timestamp(),))
     marks = ",".join("?" * len(_QUIET))
     instances = conn.execute(
         f"DELETE FROM daemon_instances WHERE state IN ({marks}) AND updated_at < ?",

@@ -222,6 +222,7 @@ class Daemon:
                 with self.store.tx() as conn:
                     notifier.submit(report.transitions)
                     persistence.save(conn, instances, self.hashes, now)
+                    persistence.record_samples(conn, instances)
             except Exception:
                 self.metrics.evaluations.labels(group.label, "crashed").inc()
                 log.exception("evaluation_crashed", group=group.label)
@@ -274,7 +275,11 @@ class Daemon:
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         with self.store.tx() as conn:
-            instances, audits = persistence.prune(conn, now - self.settings.agent.retention)
+            instances, audits = persistence.prune(
+                conn,
+                now - self.settings.agent.retention,
+                now - self.settings.agent.sample_retention,
+            )
         self._pruned_at = now
         if instances or audits:
             log.info("state_pruned", instances=instances, audit_rows=audits)
@@ -453,6 +458,9 @@ class Daemon:
 
     def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]:
         return alert_rows(self.store.connection(), include_inactive=include_inactive)
+
+    def samples(self, fingerprint: str) -> list[dict[str, Any]]:
+        return persistence.samples(self.store.connection(), fingerprint)
 
     def silences(self, *, include_expired: bool) -> list[dict[str, Any]]:
         return [_silence_json(s) for s in self.notifier.silences(include_expired=include_expired)]

@@ -104,8 +104,28 @@ def test_restore_skips_changed_rules_and_prune_forgets_old_quiet_rows(tmp_path: 
     assert engine.instances["cdn-5xx-share"][(("stack", "a"),)].state == firing
     assert engine.instances["cma-5xx-share"] == {}
     with store.tx() as conn:
-        deleted, _ = persistence.prune(conn, NOW - timedelta(days=30))
+        deleted, _ = persistence.prune(conn, NOW - timedelta(days=30), NOW - timedelta(days=1))
     assert deleted == 1  # the resolved row; firing rows are never pruned
+    store.close()
+
+
+def test_recent_samples_are_kept_per_instance_and_pruned(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    persistence.migrate(store)
+    for minutes, value, state in ((90, 0.01, AlertState.INACTIVE), (5, 0.2, AlertState.FIRING)):
+        at = NOW - timedelta(minutes=minutes)
+        instance = Instance(
+            "r", (), {}, "fp1", state=InstanceState(state, value=value, evaluated_at=at)
+        )
+        with store.tx() as conn:
+            assert persistence.record_samples(conn, [instance]) == 1
+    shown = persistence.samples(store.connection(), "fp1")
+    assert [(s["value"], s["state"]) for s in shown] == [(0.01, "inactive"), (0.2, "firing")]
+    assert shown[1]["at"] == (NOW - timedelta(minutes=5)).isoformat()
+    with store.tx() as conn:
+        persistence.prune(conn, NOW - timedelta(days=30), NOW - timedelta(hours=1))
+    assert [s["value"] for s in persistence.samples(store.connection(), "fp1")] == [0.2]
+    assert persistence.samples(store.connection(), "other") == []
     store.close()
 
 
@@ -234,6 +254,9 @@ class FakeBackend:
     def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]:
         return [{"rule": "r", "state": "firing"}]
 
+    def samples(self, fingerprint: str) -> list[dict[str, Any]]:
+        return [{"at": "2024-01-01T00:00:00+00:00", "value": 1.0, "state": "firing"}]
+
     def silences(self, *, include_expired: bool) -> list[dict[str, Any]]:
         return self.silenced
 
@@ -283,6 +306,8 @@ def test_http_api_mutations_need_the_token() -> None:
         assert _call(base + "/api/v1/silences/zz", "DELETE", token=token)[0] == 404
         status, body = _call(base + "/api/v1/alerts/abc123/ack", "POST", {"by": "ann"}, token)
         assert status == 200 and body["channels"] == ["hook"] and body["by"] == "ann"
+        status, body = _call(base + "/api/v1/alerts/abc123/samples", "GET")
+        assert status == 200 and body["samples"][0]["value"] == 1.0
         assert _call(base + "/nowhere", "GET")[0] == 404
     finally:
         server.stop()

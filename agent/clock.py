@@ -114,3 +114,21 @@ class OffsetClock:
 
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
+
+
+def shared_clock(speed: float, origin: datetime | None) -> Clock:
+    """The wall clock, or a sped-up one that every process given the same (origin, speed)
+    reads alike: it agrees with the wall clock at ``origin`` and runs ``speed`` times
+    faster (demos and tests share simulated time between the simulator, the daemon and
+    the CLI this way)."""
+    if speed == 1.0:
+        return SystemClock()
+    start = origin or datetime.now(UTC)
+    wall = datetime.fromtimestamp(time.time(), UTC)
+    return ScaledClock(start + (wall - start) * speed, factor=speed)
+
+
+def real_seconds(span: timedelta, clock: Clock) -> float:
+    """How many wall-clock seconds ``span`` of ``clock``'s time lasts."""
+    factor = getattr(clock, "factor", 1.0)
+    return span.total_seconds() / factor

@@ -21,9 +21,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.clock import Clock
+from agent.clock import Clock, real_seconds
 from agent.daemon.grouping import RuleGroup
-from agent.daemon.timebase import real_seconds
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from agent.clock import Clock, SystemClock
+from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import ConfigError, Settings, load_settings
 from agent.daemon import persistence, systemd
 from agent.daemon.grouping import RuleGroup, group_rules
@@ -30,7 +30,6 @@ from agent.daemon.locks import SharedExclusiveLock
 from agent.daemon.metrics import Metrics
 from agent.daemon.scheduler import EvaluationScheduler
 from agent.daemon.status import alert_rows
-from agent.daemon.timebase import make_clock
 from agent.durations import parse_duration
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.engine import Instance
@@ -88,7 +87,7 @@ class Daemon:
         self.settings = settings
         self.config_path = config_path
         self.config_required = config_required
-        self.clock = clock or make_clock(settings.agent)
+        self.clock = clock or shared_clock(settings.agent.clock_speed, settings.agent.clock_origin)
         # the world may run fast; the API's rate limit and job polling stay in real time
         self.network_clock: Clock | None = None if self.clock_is_real else SystemClock()
         self.metrics = Metrics()

@@ -3,7 +3,7 @@
 Wiring: ``add_arguments(commands)`` registers the parsers and sets ``notify_handler``
 on each; the main CLI loads the settings and calls ``args.notify_handler(settings,
 args)``, which returns the exit code. ``settings`` needs ``.notify`` (a NotifyConfig)
-and ``.agent.state_path``.
+and ``.agent`` (an AgentSettings: the state file and the clock).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.clock import SystemClock
+from agent.clock import shared_clock
 from agent.durations import format_duration, parse_duration
 from agent.notify.notifier import Notifier
 from agent.redact import redact
@@ -74,7 +74,9 @@ def _user(explicit: str | None) -> str:
 def _open(settings: Any) -> tuple[Notifier, Store]:
     store = Store(settings.agent.state_path)
     try:
-        return Notifier(settings.notify, store, SystemClock()), store
+        agent = settings.agent  # the daemon's own time, sped up in demos and tests
+        clock = shared_clock(agent.clock_speed, agent.clock_origin)
+        return Notifier(settings.notify, store, clock), store
     except Exception:
         store.close()
         raise

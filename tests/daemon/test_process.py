@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon.timebase import scaled_clock
+from agent.clock import shared_clock
 from agent.simulator import Incident, Scenario, Simulator, Stack
 
 from .support import (
@@ -44,7 +44,7 @@ def _simulator(origin: datetime, start: timedelta, end: timedelta) -> Simulator:
     )
     return Simulator(
         scenario,
-        clock=scaled_clock(origin, SPEED),
+        clock=shared_clock(SPEED, origin),
         authtoken=AUTHTOKEN,
         organization_uid=ORG,
         job_duration=0.0,
@@ -140,7 +140,7 @@ def test_sigkill_restart_restores_state_without_duplicates(
     tmp_path: Path, hook: WebhookReceiver
 ) -> None:
     origin = datetime.now(UTC)
-    clock = scaled_clock(origin, SPEED)
+    clock = shared_clock(SPEED, origin)
     start = clock.now()
     with _simulator(origin, timedelta(minutes=3), timedelta(minutes=5)) as sim:
         config = write_config(

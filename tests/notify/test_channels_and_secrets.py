@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import structlog
 
+from agent.config import AgentSettings
 from agent.logs import configure_logging
 from agent.notify import NotifyConfig, cli
 
@@ -85,7 +86,7 @@ def test_secrets_never_in_logs_errors_or_cli_output(
         assert reports[0].retrying == 2 and reports[1].dead == 2
 
         settings = SimpleNamespace(
-            notify=config, agent=SimpleNamespace(state_path=tmp_path / "state.db")
+            notify=config, agent=AgentSettings(state_path=tmp_path / "state.db")
         )
         code = cli.notify_test(settings, argparse.Namespace(channel="hook", message=""))
         assert code == 1

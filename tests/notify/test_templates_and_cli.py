@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from structlog.testing import capture_logs
 
+from agent.config import AgentSettings
 from agent.notify import NotifyConfig, cli
 from agent.notify.channels import Destination
 from agent.notify.message import AlertSnapshot, Message
@@ -137,7 +138,7 @@ def settings_for(tmp_path, receiver):
             "route": {"channels": ["hook"], "group_wait": "0s"},
         }
     )
-    return SimpleNamespace(notify=config, agent=SimpleNamespace(state_path=tmp_path / "s.db"))
+    return SimpleNamespace(notify=config, agent=AgentSettings(state_path=tmp_path / "s.db"))
 
 
 def parse(argv):

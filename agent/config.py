@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agent.durations import parse_duration
+from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, relative_to
@@ -67,14 +67,6 @@ REGION_HOSTS: dict[str, tuple[str, str, str]] = {
 DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
 
 
-def _as_timedelta(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    return value
-
-
 class _Section(BaseModel):
     # inputs hold secrets (authtokens): never echo them in validation errors
     model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
@@ -102,7 +94,7 @@ class ContentstackSettings(_Section):
     #: Automations projects whose execution logs are read (empty: all projects).
     automations_projects: list[str] = Field(default_factory=list)
 
-    _durations = field_validator("request_timeout", "job_timeout", mode="before")(_as_timedelta)
+    _durations = field_validator("request_timeout", "job_timeout", mode="before")(lenient_duration)
 
     @model_validator(mode="after")
     def _load_secrets(self) -> ContentstackSettings:
@@ -180,7 +172,7 @@ class AgentSettings(_Section):
         "notify_interval",
         "shutdown_timeout",
         mode="before",
-    )(_as_timedelta)
+    )(lenient_duration)
 
     @field_validator("clock_origin")
     @classmethod

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.durations import parse_duration
+from agent.durations import strict_duration
 
 Method = Literal["auto", "mad", "ewma", "seasonal", "cusum"]
 Direction = Literal["above", "below", "both"]
-
-
-def _as_duration(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError("durations are strings with a unit, such as '30s', '5m', '1h', '1d'")
-    return value
 
 
 class AnomalyCondition(BaseModel):
@@ -102,7 +94,7 @@ class AnomalyCondition(BaseModel):
     )
 
     _durations = field_validator("trigger_window", "recovery_window", "season", mode="before")(
-        _as_duration
+        strict_duration
     )
 
     @model_validator(mode="after")

@@ -186,8 +186,7 @@ def _analytics(settings: Settings, clients: Clients, headroom: _Headroom) -> Ite
             submit(api_key)
         except ContentstackError as error:
             fix = (
-                f"the API key of stack {name!r} is wrong: correct [contentstack.stacks] {name} "
-                "(Settings → Stack in Contentstack shows it)"
+                f"the API key of stack {name!r} is wrong: correct it in [contentstack.stacks]"
                 if error.status == 412
                 else _credential_hint(settings, error)
             )
@@ -312,9 +311,10 @@ def _channels(settings: Settings, send: bool) -> Iterator[Check]:
                     if result.ok:
                         yield Check(True, f"{where}: test message sent")
                     else:
+                        # the error names the (masked) destination itself
                         yield Check(
                             False,
-                            f"{where}: {result.error or 'sending failed'}",
+                            f"channel {channel.name!r}: {result.error or where + ': failed'}",
                             "check the URL and that this host can reach the service "
                             f"(`stackwatch notify-test {channel.name}` retries just this one)",
                         )

@@ -19,7 +19,7 @@ from agent.config import REGION_HOSTS
 from agent.setup.session import default_token_path, write_private
 
 #: the shipped rules every new config starts from (their ``*.test.toml`` stay behind).
-STARTER_RULES = Path(__file__).resolve().parents[2] / "rules"
+STARTER_RULES = Path(__file__).parent.parent / "demo" / "rules"
 NOTIFY_URL_FILE = "notify-urls"
 DEFAULT_REGION = "aws-na"
 DEFAULT_NOTIFY_URL = "console://"
@@ -64,8 +64,8 @@ def run_init(args: argparse.Namespace, config: Path) -> int:
     existing = [str(path) for path in targets if path.exists()]
     if existing and not args.force:
         print(
-            f"error: {', '.join(existing)} already exist(s); init never overwrites "
-            "(--force replaces these files)",
+            f"error: init never overwrites, and these exist: {', '.join(existing)} "
+            "(--force replaces them)",
             file=sys.stderr,
         )
         return 2

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import pty
+import select
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -235,3 +240,52 @@ def test_stored_token_of_a_member_counts_as_working(
     assert login(capsys, monkeypatch, config, MEMBER)[0] == 0
     assert login(capsys, monkeypatch, config, MEMBER)[0] == 0
     assert simulator.sessions.issued == 1
+
+
+def test_on_a_real_terminal_the_password_is_not_echoed(
+    config: Path, simulator: Simulator, tmp_path: Path
+) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "login", "--config", str(config)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUTF8": "1"},
+    )
+    os.close(terminal)
+    transcript = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal transcript
+        deadline = time.monotonic() + 60  # generous: a loaded machine starts Python slowly
+        while text not in transcript:
+            assert time.monotonic() < deadline, transcript
+            ready, _, _ = select.select([controller], [], [], 1)
+            if ready:
+                try:
+                    transcript += os.read(controller, 4096)
+                except OSError:  # the child closed the terminal
+                    assert text in transcript, transcript
+                    return
+
+    try:
+        read_until(b"Email: ")
+        os.write(controller, TWO_FACTOR.email.encode() + b"\n")
+        read_until(b"Password: ")
+        os.write(controller, TWO_FACTOR.password.encode() + b"\n")
+        read_until(b"Two-factor code: ")
+        os.write(controller, TWO_FACTOR.tfa_code.encode() + b"\n")
+        read_until(b"authtoken_file = ")
+        assert process.wait(60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    assert TWO_FACTOR.email.encode() in transcript  # echoed, as typed
+    assert TWO_FACTOR.password.encode() not in transcript
+    token = (tmp_path / "token").read_text().strip()
+    assert token.encode() not in transcript
+    assert simulator.sessions.live_tokens(TWO_FACTOR.email) == [token]

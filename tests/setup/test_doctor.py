@@ -160,3 +160,11 @@ def test_missing_and_invalid_config(capsys, tmp_path: Path, monkeypatch, simulat
     config = write_config(tmp_path, simulator, token_file=tmp_path / "no-such-token")
     code, out = doctor(capsys, config)
     assert code == 1 and "run `stackwatch login`" in out
+
+
+def test_no_credentials_at_all(capsys, tmp_path, simulator) -> None:
+    code, out = doctor(capsys, write_config(tmp_path, simulator), "--no-send")
+    assert code == 1
+    assert lines(out, "✘ credentials: no credentials")
+    assert "run `stackwatch login`" in out
+    assert lines(out, "✔ state directory") and lines(out, "✔ channel 'console'")

@@ -289,3 +289,19 @@ def test_on_a_real_terminal_the_password_is_not_echoed(
     token = (tmp_path / "token").read_text().strip()
     assert token.encode() not in transcript
     assert simulator.sessions.live_tokens(TWO_FACTOR.email) == [token]
+
+
+def test_a_stored_token_is_not_replaced_blindly_without_an_organization(
+    capsys, monkeypatch, tmp_path: Path, simulator: Simulator
+) -> None:
+    config = tmp_path / "bare.toml"
+    config.write_text(f'[contentstack]\ncma_base_url = "{simulator.url}"\n')
+    token = tmp_path / "xdg" / "stackwatch" / "authtoken"
+    token.parent.mkdir(parents=True)
+    token.write_text("blt-stored-token-99\n")
+
+    code, out, err = login(capsys, monkeypatch, config)
+
+    assert code == 2 and "organization_uid" in err and "--force" in err
+    assert logins(simulator) == 0 and token.read_text() == "blt-stored-token-99\n"
+    assert "blt-stored-token-99" not in out + err

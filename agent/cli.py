@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="config whose rules the demo evaluates (default: the shipped demo config)",
     )
     demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
-    demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    demo.add_argument("--speed", type=float, default=90.0, help="simulated seconds per real second")
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="run the alerting daemon (SIGHUP reloads)")

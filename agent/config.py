@@ -8,7 +8,6 @@ which suits systemd ``LoadCredential=`` and container secrets.
 from __future__ import annotations
 
 import os
-import tomllib
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,8 @@ from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, relative_to
-from agent.tomlpos import locate, toml_error_line
+from agent.tomlpos import locate
+from agent.tomlread import TomlProblem, read_toml
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -278,12 +278,10 @@ def load_settings(
     text = ""
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError([f"{path}:{toml_error_line(error)}: toml: {error}"]) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError([f"{path}: cannot read: {error}"]) from None
+            # checked before pydantic-settings parses the same text: nothing it meets can crash it
+            text, _document = read_toml(path)
+        except TomlProblem as problem:
+            raise ConfigError([f"{path}:{problem}"]) from None
     _CONFIG_PATH["path"] = path
     reading = _READ_AUTHTOKEN_FILE.set(read_authtoken_file)
     try:

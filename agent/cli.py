@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
             _config_option(parser_for)
             parser_for.set_defaults(handler=cmd_notify)
 
+    from agent.setup import cli as setup_cli
+
+    setup_cli.add_arguments(commands, DEFAULT_CONFIG)
+
     from agent.simulator import cli as simulator_cli
 
     simulate = commands.add_parser("simulate", help="serve the local Contentstack simulator")
@@ -142,6 +146,14 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     explicit = args.config is not None
+    if not explicit and args.command in ("check", "run", "once") and not DEFAULT_CONFIG.exists():
+        raise ConfigError(
+            [
+                f"no config found ({DEFAULT_CONFIG} is not in {Path.cwd()}): write one with "
+                "`stackwatch init`, or copy config.example.toml to config.toml and edit it, "
+                "or name one with --config FILE"
+            ]
+        )
     settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
     configure_logging(settings.agent.log_level)
     return settings

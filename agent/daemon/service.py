@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -200,8 +201,8 @@ class Daemon:
             log.error("reload_failed", problems=problems)
             with self.store.tx() as conn:
                 self.pipeline.react([config_transition(True, now, problems)])
-                detail = {"problems": problems}
-                persistence.audit(conn, now, "signal", "reload", None, detail, outcome="failed")
+                failed = {"problems": problems}
+                persistence.audit(conn, now, "signal", "reload", None, failed, outcome="failed")
             return False
         with self.guard.exclusive():
             old = self.pipeline

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
 from agent.collect import Clients, build_clients
@@ -18,9 +18,11 @@ from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
-from agent.notify import Notifier
 from agent.notify.config import RouteConfig
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify import Notifier
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -129,6 +131,8 @@ def build_pipeline(
     if previous is not None and previous.notifier and previous.settings.notify == settings.notify:
         notifier = previous.notifier
     elif store is not None:
+        from agent.notify import Notifier  # Apprise comes with it: only where it sends
+
         notifier = Notifier(settings.notify, store, clock)
     if previous is not None and previous.settings.contentstack == settings.contentstack:
         clients, source = previous.clients, previous.engine.source

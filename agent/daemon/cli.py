@@ -26,7 +26,6 @@ from agent.clock import shared_clock
 from agent.daemon import persistence
 from agent.daemon.operations import OperationError, Operations
 from agent.durations import format_duration, parse_duration
-from agent.notify import Notifier
 from agent.store import Store
 
 
@@ -83,6 +82,8 @@ def _user(explicit: str | None) -> str:
 
 @contextmanager
 def _operations(settings: Any) -> Iterator[Operations]:
+    from agent.notify import Notifier  # Apprise comes with it: not for ``--help``
+
     store = Store(settings.agent.state_path)
     try:
         persistence.migrate(store)

@@ -22,7 +22,7 @@ import structlog
 from agent.daemon.metrics import CONTENT_TYPE_LATEST
 from agent.daemon.operations import Conflict, Invalid, NotFound, OperationError, Operations
 from agent.durations import parse_duration
-from agent.notify import Silence
+from agent.notify.silence import Silence
 from agent.redact import redact
 
 log = structlog.get_logger(__name__)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock
 from agent.daemon import persistence
 from agent.daemon.status import alert_rows
-from agent.notify import Notifier, Silence
+from agent.notify.silence import Silence
 from agent.redact import redact
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify import Notifier
 
 
 class OperationError(Exception):

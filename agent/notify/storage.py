@@ -339,6 +339,15 @@ def acks(conn: Conn) -> dict[tuple[str, int], str]:
     return {(row[0], row[1]): row[2] for row in rows}
 
 
+def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None]]:
+    """fingerprint -> (why it is muted, who acknowledged its current episode)."""
+    rows = conn.execute(
+        "SELECT n.fingerprint, n.suppressed, k.acked_by FROM notify_alerts n "
+        "LEFT JOIN notify_acks k ON k.fingerprint = n.fingerprint AND k.episode = n.episode"
+    ).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
 # -- silences ---------------------------------------------------------------------------
 
 

@@ -15,17 +15,21 @@ MessageKind = Literal["alert", "ack", "test", "deadletter"]
 NotifyState = Literal["firing", "nodata", "error", "resolved"]
 
 
-@dataclass(frozen=True)
-class AlertSnapshot:
+@dataclass
+class Alert:
+    """One alert instance as notify knows it: the record every notify view extends
+    (``state.TrackedAlert`` in the store, ``AlertSnapshot`` in a message). Built from
+    evaluate's ``Transition``s; epoch seconds for times."""
+
     fingerprint: str
     rule: str
     labels: dict[str, str]
     annotations: dict[str, str]
-    state: NotifyState
+    state: str
+    #: incremented each time the alert becomes active again.
     episode: int
     value: float | None = None
     threshold: float | None = None
-    #: epoch seconds.
     active_since: float | None = None
     resolved_at: float | None = None
 
@@ -36,6 +40,13 @@ class AlertSnapshot:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", "warning")
+
+
+@dataclass
+class AlertSnapshot(Alert):
+    """An alert as a message tells it: its state is what the channel hears."""
+
+    state: NotifyState
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from agent.evaluate.alerts import AlertState
-from agent.notify.message import AlertSnapshot, NotifyState
+from agent.notify.message import Alert, AlertSnapshot, NotifyState
 
 #: alert states that are worth telling someone about, as long as they last.
 ACTIVE_STATES = frozenset(
@@ -14,20 +14,14 @@ ACTIVE_STATES = frozenset(
 
 
 @dataclass
-class TrackedAlert:
-    fingerprint: str
-    rule: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    state: str
-    value: float | None
-    threshold: float | None
-    episode: int
-    active_since: float | None
-    resolved_at: float | None
-    changed_at: float
-    routes: list[str]
-    suppressed: str | None
+class TrackedAlert(Alert):
+    """An alert's last known state (any evaluate state, pending and inactive too)."""
+
+    changed_at: float = 0.0
+    #: route names the rule asked for; empty means the default route.
+    routes: list[str] = field(default_factory=list)
+    #: why it was muted at the last flush (silence:ID, maintenance:NAME, inhibited:...).
+    suppressed: str | None = None
 
     @property
     def active(self) -> bool:
@@ -43,15 +37,7 @@ class TrackedAlert:
 
     def snapshot(self) -> AlertSnapshot:
         state = self.notify_state or "resolved"
-        return AlertSnapshot(
-            fingerprint=self.fingerprint,
-            rule=self.rule,
-            labels=dict(self.labels),
-            annotations=dict(self.annotations),
-            state=state,
-            episode=self.episode,
-            value=self.value,
-            threshold=self.threshold,
-            active_since=self.active_since,
-            resolved_at=self.resolved_at if state == "resolved" else None,
-        )
+        shared = {f.name: getattr(self, f.name) for f in fields(Alert)}
+        shared.update(labels=dict(self.labels), annotations=dict(self.annotations))
+        shared.update(state=state, resolved_at=self.resolved_at if state == "resolved" else None)
+        return AlertSnapshot(**shared)

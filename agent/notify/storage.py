@@ -131,21 +131,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def _alert(row: Row) -> TrackedAlert:
-    return TrackedAlert(
-        fingerprint=row["fingerprint"],
-        rule=row["rule"],
-        labels=json.loads(row["labels"]),
-        annotations=json.loads(row["annotations"]),
-        state=row["state"],
-        value=row["value"],
-        threshold=row["threshold"],
-        episode=row["episode"],
-        active_since=row["active_since"],
-        resolved_at=row["resolved_at"],
-        changed_at=row["changed_at"],
-        routes=json.loads(row["routes"]),
-        suppressed=row["suppressed"],
-    )
+    decoded = {key: json.loads(row[key]) for key in ("labels", "annotations", "routes")}
+    return TrackedAlert(**{**dict(row), **decoded})
 
 
 def alert(conn: Conn, fingerprint: str) -> TrackedAlert | None:

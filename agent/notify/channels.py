@@ -82,11 +82,6 @@ class Channel:
         return SendResult(False, redact(f"{destination.display}: {detail}"))
 
 
-def is_apprise_url(url: str) -> bool:
-    """Whether Apprise (with Stackwatch's own schemes) can send to ``url``."""
-    return bool(apprise.Apprise().add(url))
-
-
 def _urls_from_config_files(paths: list[Path], asset: apprise.AppriseAsset) -> list[str]:
     urls: list[str] = []
     for path in paths:

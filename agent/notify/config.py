@@ -70,9 +70,9 @@ class ChannelConfig(_Model):
                 )
         if not self.urls and not self.config_files:
             raise ValueError(f"channel {self.name!r} has no urls")
-        # the sending code knows what Apprise accepts; imported here, when a channel is
-        # configured, so that loading the settings alone does not load Apprise
-        from agent.notify.channels import is_apprise_url
+        # Apprise knows what it accepts; imported here, when a channel is configured,
+        # so that loading the settings alone does not load Apprise
+        from agent.notify.plugins import is_apprise_url
 
         for index, secret in enumerate(self.urls, start=1):
             url = secret.get_secret_value()

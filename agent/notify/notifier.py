@@ -12,7 +12,7 @@ import structlog
 
 from agent.clock import Clock
 from agent.evaluate.alerts import Transition
-from agent.notify import plugins, storage
+from agent.notify import plugins, schema, storage
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
@@ -57,7 +57,7 @@ class Notifier:
         self.config = config
         self.store = store
         self.clock = clock
-        store.migrate(storage.COMPONENT, storage.MIGRATIONS)
+        store.migrate(schema.COMPONENT, schema.MIGRATIONS)
         plugins.set_pagerduty_events_url(config.pagerduty_events_url)
         apprise_dir = config.apprise_storage_path or store.path.with_name(
             store.path.name + ".apprise"

@@ -32,6 +32,7 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[Problem] = []
     route_names = _route_names(settings.notify.route)
+    action_names = {action.name for action in settings.remediate.actions}
     for item in loaded:
         try:
             rules.append(resolve_stacks(item.rule, settings.contentstack.stacks))
@@ -45,6 +46,16 @@ def load_rule_set(settings: Settings) -> list[Rule]:
                     item.line,
                     f"rule[{item.rule.name}].routes",
                     f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
+                )
+            )
+        missing = [name for name in item.rule.actions if name not in action_names]
+        if missing:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line,
+                    f"rule[{item.rule.name}].actions",
+                    f"no action named {', '.join(map(repr, missing))} in [[remediate.actions]]",
                 )
             )
     if problems:

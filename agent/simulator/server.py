@@ -30,7 +30,7 @@ from agent.clock import Clock, SystemClock
 from agent.simulator.analytics import ENDPOINTS, Result, compute, validate
 from agent.simulator.automations import AutomationsState
 from agent.simulator.errors import ApiError, ErrorCode, invalid, not_found
-from agent.simulator.faults import REQUEST_FAULTS, Fault, FaultSet
+from agent.simulator.faults import REQUEST_FAULTS, TRIGGER_FAULTS, Fault, FaultSet
 from agent.simulator.jobs import Job, JobState, JobStore
 from agent.simulator.ratelimit import RateLimiter
 from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Quirks, Scenario
@@ -246,7 +246,7 @@ class Simulator:
     # -- pipeline ---------------------------------------------------------------------------
 
     def _process(self, request: _Request) -> _Response:
-        fault = self._faults.take(request.path, REQUEST_FAULTS)
+        fault = self._faults.take(request.path, REQUEST_FAULTS, request.method)
         if fault is None:
             response = self._dispatch(request)
         elif fault.kind == "timeout":
@@ -491,7 +491,10 @@ class Simulator:
         trigger_id = request.path[len(TRIGGER_PREFIX) :]
         if not trigger_id or "/" in trigger_id:
             raise not_found("Trigger")
-        return self._automations.trigger(trigger_id, request.headers, request.body, request.method)
+        testing = self._faults.take(request.path, TRIGGER_FAULTS, request.method) is not None
+        return self._automations.trigger(
+            trigger_id, request.headers, request.body, request.method, testing=testing
+        )
 
 
 # ------------------------------------------------------------------------------ HTTP plumbing

@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
             _config_option(parser_for)
             parser_for.set_defaults(handler=cmd_notify)
 
+    from agent.remediate import cli as remediate_cli
+
+    remediate_cli.add_arguments(commands)
+    for name in remediate_cli.COMMANDS:
+        for parser_for in _leaf_parsers(commands.choices[name]):
+            _config_option(parser_for)
+            parser_for.set_defaults(handler=cmd_remediate)
+
     from agent.simulator import cli as simulator_cli
 
     simulate = commands.add_parser("simulate", help="serve the local Contentstack simulator")
@@ -207,6 +215,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_notify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     code: int = args.notify_handler(settings, args)
+    return code
+
+
+def cmd_remediate(args: argparse.Namespace) -> int:
+    code: int = args.remediate_handler(_settings(args), args)
     return code
 
 

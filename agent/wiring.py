@@ -48,14 +48,15 @@ def load_rule_set(settings: Settings) -> list[Rule]:
                     f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
                 )
             )
-        missing = [name for name in item.rule.actions if name not in action_names]
-        if missing:
+        unknown_actions = [name for name in item.rule.actions if name not in action_names]
+        if unknown_actions:
             problems.append(
                 Problem(
                     item.path,
                     item.line,
                     f"rule[{item.rule.name}].actions",
-                    f"no action named {', '.join(map(repr, missing))} in [[remediate.actions]]",
+                    f"no action named {', '.join(map(repr, unknown_actions))} "
+                    "in [[remediate.actions]]",
                 )
             )
     if problems:

@@ -26,6 +26,8 @@ from agent.redact import redact
 from agent.wiring import build_pipeline, load_config, load_rule_set
 
 DEFAULT_CONFIG = Path("config.toml")
+#: shipped inside the package, so ``stackwatch demo`` works from any directory
+DEMO_CONFIG = Path(__file__).parent / "demo" / "config.toml"
 _AT_FILE_LINE = re.compile(r"^[^\s:]+:\d+: ")
 
 Handler = Callable[[argparse.Namespace], int]
@@ -89,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--config",
         type=Path,
-        default=Path("config.example.toml"),
-        help="config whose rules the demo evaluates (default: config.example.toml)",
+        default=None,
+        help="config whose rules the demo evaluates (default: the shipped demo config)",
     )
     demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
     demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
@@ -206,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.speed <= 0:
         print("error: --duration and --speed must be positive", file=sys.stderr)
         return 2
-    settings = load_config(args.config, explicit=True)
+    settings = load_config(args.config or DEMO_CONFIG, explicit=True)
     configure_logging("warning")
     report = run_demo(settings, duration=args.duration, speed=args.speed)
     return 0 if report.evaluations else 1

@@ -144,7 +144,7 @@ class AnalyticsClient:
             # no (readable) flag: trust the documentation's list of paginated endpoints
             paginated = query.metric in PAGINATED_METRICS
         job = _Job(answer.job_id, paginated, start, end)
-        log.info(
+        log.debug(
             "analytics.job.submitted",
             metric=query.metric.value,
             job_id=job.id,

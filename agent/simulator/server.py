@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -33,7 +33,7 @@ from agent.simulator.errors import ApiError, ErrorCode, invalid, not_found
 from agent.simulator.faults import REQUEST_FAULTS, TRIGGER_FAULTS, Fault, FaultSet
 from agent.simulator.jobs import Job, JobState, JobStore
 from agent.simulator.ratelimit import RateLimiter
-from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Quirks, Scenario
+from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Incident, Quirks, Scenario
 from agent.simulator.traffic import TrafficModel
 
 ANALYTICS_PREFIX = "/analytics/v2/"
@@ -234,6 +234,27 @@ class Simulator:
 
     def add_fault(self, fault: Fault) -> None:
         self._faults.add(fault)
+
+    def add_incident(self, incident: Incident) -> Incident:
+        """Begin an incident while the simulator runs; offsets count from its clock's now.
+
+        Tests and rehearsals start trouble once the agent is ready instead of at a moment
+        fixed before anything started. Returns the incident with absolute times.
+        """
+        now = self.clock.now()
+
+        def absolute(moment: datetime | timedelta) -> datetime:
+            return now + moment if isinstance(moment, timedelta) else moment
+
+        started = replace(incident, start=absolute(incident.start), end=absolute(incident.end))
+        begin, end = started.window()
+        if end <= begin:
+            raise ValueError(f"incident {incident.kind}: end must be after start")
+        # The automations state reads the same incident list; the traffic model is built
+        # from it, so it is rebuilt (its caches are only a speed-up).
+        self.scenario.incidents.append(started)
+        self._model = TrafficModel(self.scenario)
+        return started
 
     def clear_faults(self) -> None:
         self._faults.clear()

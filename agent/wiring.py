@@ -48,8 +48,10 @@ def load_rule_set(settings: Settings) -> list[Rule]:
                     f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
                 )
             )
+        # a rule may name actions of a remediation that is off (the shipped rules do);
+        # once it is on, a name without its action is a typo that would act never
         unknown_actions = [name for name in item.rule.actions if name not in action_names]
-        if unknown_actions:
+        if unknown_actions and settings.remediate.enabled:
             problems.append(
                 Problem(
                     item.path,

@@ -76,7 +76,8 @@ def test_enabled_needs_an_allowlist_and_rules_must_name_actions(tmp_path: Path) 
         load_settings(write(tmp_path, "[remediate]\nenabled = true\n" + ACTION))
     assert "'allowlist' is empty" in caught.value.problems[0]
 
-    settings = load_settings(write(tmp_path, "[remediate]\n" + ACTION))
+    text = "[remediate]\nenabled = true\nallowlist = ['Purge CDN cache']\n" + ACTION
+    settings = load_settings(write(tmp_path, text))
     (tmp_path / "rules" / "r.toml").write_text(
         '[[rule]]\nname = "r"\nactions = ["purge", "purgee"]\n[rule.query]\nmetric = "usage"\n'
         '[rule.value]\nfunction = "sum"\nfield = "total_api_count"\n'
@@ -85,6 +86,8 @@ def test_enabled_needs_an_allowlist_and_rules_must_name_actions(tmp_path: Path) 
     with pytest.raises(Exception) as rules:
         load_rule_set(settings)
     assert "no action named 'purgee' in [[remediate.actions]]" in str(rules.value.problems[0])  # type: ignore[attr-defined]
+    settings.remediate.enabled = False  # off: names of actions not configured are tolerated
+    assert [rule.actions for rule in load_rule_set(settings)] == [("purge", "purgee")]
 
 
 def test_engine_health_reads_the_live_engine() -> None:

@@ -51,6 +51,8 @@ class Backend(Protocol):
 
     def silences(self, *, include_expired: bool) -> list[dict[str, Any]]: ...
 
+    def audit(self, query: dict[str, list[str]]) -> list[dict[str, Any]]: ...
+
     def add_silence(self, body: dict[str, Any], actor: str) -> dict[str, Any]: ...
 
     def expire_silence(self, silence_id: str, actor: str) -> bool: ...
@@ -170,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, backend.metrics_text(), CONTENT_TYPE_LATEST, {})
                 elif path == "/api/v1/alerts":
                     self._json(200, {"alerts": backend.alerts(include_inactive=flag)})
+                elif path == "/api/v1/audit":
+                    self._json(200, {"actions": backend.audit(query)})
                 elif path == "/api/v1/silences":
                     self._json(200, {"silences": backend.silences(include_expired=flag)})
                 elif match := _SAMPLES.match(path):

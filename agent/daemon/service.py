@@ -38,6 +38,9 @@ from agent.evaluate.rules import Rule
 from agent.logs import configure_logging
 from agent.notify import Notifier
 from agent.redact import redact
+from agent.remediate.health import EngineHealth
+from agent.remediate.runner import Remediator
+from agent.remediate.storage import AuditFilter
 from agent.store import Store
 from agent.wiring import Pipeline, build_pipeline, load_rule_set
 
@@ -97,6 +100,7 @@ class Daemon:
         rules = load_rule_set(settings)
         self.pipeline = self._build_pipeline(settings, rules)
         self.hashes = {rule.name: persistence.rule_hash(rule) for rule in rules}
+        self.remediator = self._build_remediator(settings)
         self.guard = SharedExclusiveLock()
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None
@@ -119,6 +123,21 @@ class Daemon:
         if observer is None:  # the collect layer offers the hook: count API answers
             pipeline.clients.http.observer = self.metrics.observe_api  # type: ignore[attr-defined]
         return pipeline
+
+    def _build_remediator(self, settings: Settings) -> Remediator:
+        clients = self.pipeline.clients
+        return Remediator(
+            settings.remediate,
+            self.store,
+            self.clock,
+            clients.automations,
+            clients.trigger,
+            health=EngineHealth(lambda: self.pipeline.engine),
+            announce=lambda alert, text: self.notifier.announce(alert.fingerprint, text),
+            observe=lambda action, outcome: self.metrics.remediation_actions.labels(
+                action, outcome
+            ).inc(),
+        )
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -218,8 +237,9 @@ class Daemon:
                 counts = Counter(i.state.state.value for i in instances)
                 if engine.watch_source:
                     instances.append(engine.source_state)
-                with self.store.tx() as conn:
+                with self.store.tx() as conn:  # states, notifications, actions due: one commit
                     notifier.submit(report.transitions)
+                    self.remediator.schedule(conn, report.transitions)
                     persistence.save(conn, instances, self.hashes, now)
                     persistence.record_samples(conn, instances)
             except Exception:
@@ -255,6 +275,11 @@ class Daemon:
             log.info("daemon_ready")
 
     def beat(self) -> None:
+        """Remediation first, so what it announces leaves with this beat's deliveries."""
+        try:
+            self.remediator.run_once()
+        except Exception:
+            log.exception("remediation_beat_failed")
         notifier = self.notifier
         try:
             report = notifier.run_once()
@@ -279,6 +304,7 @@ class Daemon:
                 now - self.settings.agent.retention,
                 now - self.settings.agent.sample_retention,
             )
+        self.remediator.storage.prune((now - self.settings.agent.retention).timestamp())
         self._pruned_at = now
         if instances or audits:
             log.info("state_pruned", instances=instances, audit_rows=audits)
@@ -338,6 +364,7 @@ class Daemon:
                 if getattr(settings.agent, key) != getattr(self.settings.agent, key)
             ]
             self.settings = settings
+            self.remediator = self._build_remediator(settings)
         self._retire(
             [i for name in removed for i in before[name].values()],
             [(name, key) for name in removed + changed for key in before[name]],
@@ -460,6 +487,14 @@ class Daemon:
 
     def samples(self, fingerprint: str) -> list[dict[str, Any]]:
         return persistence.samples(self.store.connection(), fingerprint)
+
+    def audit(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Remediation's audit records, newest first, filtered as ``GET /api/v1/audit`` asks."""
+        try:
+            wanted = AuditFilter.from_query(query, self.clock.now())
+        except ValueError as error:
+            raise ApiError(400, str(error)) from None
+        return [record.to_json() for record in self.remediator.storage.audit(wanted)]
 
     def silences(self, *, include_expired: bool) -> list[dict[str, Any]]:
         return [_silence_json(s) for s in self.notifier.silences(include_expired=include_expired)]

@@ -66,7 +66,7 @@ class AlertHealth(Protocol):
 
 
 #: announce(alert, text): tell the alert's channels what was done.
-Announce = Callable[[AlertContext, str], None]
+Announce = Callable[[AlertContext, str], object]
 #: observe(action, outcome): count an outcome in ``/metrics``.
 Observe = Callable[[str, str], None]
 

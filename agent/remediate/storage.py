@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.durations import parse_duration
 from agent.remediate.records import AlertContext, AuditRecord, Due, Guardrail, Outcome
 from agent.store import Store
 
@@ -97,6 +98,32 @@ class AuditFilter:
     automation: str | None = None
     fingerprint: str | None = None
     limit: int = 100
+
+    @classmethod
+    def from_query(cls, query: dict[str, list[str]], now: datetime) -> AuditFilter:
+        """From URL query parameters: ``since`` (a duration back from now, e.g. ``24h``),
+        ``action``, ``rule``, ``outcome``, ``automation``, ``fingerprint``, ``limit``."""
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        since = one("since")
+        limit = one("limit") or "100"
+        outcome = one("outcome")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise ValueError("limit must be a whole number from 1 to 1000")
+        if outcome is not None and outcome not in {o.value for o in Outcome}:
+            raise ValueError(f"outcome must be one of {', '.join(o.value for o in Outcome)}")
+        return cls(
+            since=now - parse_duration(since) if since else None,
+            action=one("action"),
+            rule=one("rule"),
+            outcome=outcome,
+            automation=one("automation"),
+            fingerprint=one("fingerprint"),
+            limit=int(limit),
+        )
 
 
 class RemediationStorage:

@@ -36,11 +36,13 @@ class EngineHealth:
                 return Guardrail.NODATA
         return None
 
-    def firing_since(self, fingerprint: str) -> float | None:
+    def still_firing(self, fingerprint: str, since: float) -> bool:
         for instance in self._instances():
             if instance.fingerprint == fingerprint:
-                since = instance.state.firing_since
-                if instance.state.state is AlertState.FIRING and since is not None:
-                    return since.timestamp()
-                return None
-        return None
+                began = instance.state.firing_since
+                return (
+                    instance.state.state is AlertState.FIRING
+                    and began is not None
+                    and abs(began.timestamp() - since) < 1
+                )
+        return False

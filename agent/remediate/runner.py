@@ -1,7 +1,7 @@
 """Run the actions that fell due: guardrails first, then the call, then its verification.
 
 Order of the guardrails (the first that applies skips the action, and says so):
-remediation disabled → a ``firing_for`` alert that stopped firing → the rule's data in
+remediation disabled → an alert that stopped firing (firing actions) → the rule's data in
 no-data/error or the source-down alert firing → the allowlist → the action's cooldown →
 the hourly cap → dry run. Reverts are exempt from cooldown and cap: they restore what
 Stackwatch itself changed.
@@ -60,8 +60,8 @@ class AlertHealth(Protocol):
         source-down alert fires, else None."""
         ...
 
-    def firing_since(self, fingerprint: str) -> float | None:
-        """When the alert's current firing episode began; None when it is not firing."""
+    def still_firing(self, fingerprint: str, since: float) -> bool:
+        """Whether the alert still fires in the episode that began at ``since``."""
         ...
 
 
@@ -182,9 +182,11 @@ class Remediator:
         base = self._record(due, kind, Outcome.SKIPPED, "", target)
         if not self.policy.enabled:
             return self._skip(due, base, Guardrail.DISABLED)
-        if due.step != REVERT and action.when == "firing_for":
-            since = self.health.firing_since(alert.fingerprint)
-            if since is None or alert.firing_since is None or abs(since - alert.firing_since) > 1:
+        # an action for a firing alert that resolved before the action ran (its delay, the
+        # agent being down) is moot: a late disable would only meet its own revert
+        if due.step != REVERT and action.when != "resolved":
+            since = alert.firing_since
+            if since is None or not self.health.still_firing(alert.fingerprint, since):
                 return self._skip(due, base, Guardrail.NO_LONGER_FIRING)
         blocked = self.health.blocked(alert.rule, alert.fingerprint)
         if blocked is not None:

@@ -40,16 +40,17 @@ class MaxRandom(random.Random):
 
 @dataclass
 class FakeHealth:
-    """What evaluate would answer: set ``blocked`` to a guardrail, ``firing`` per alert."""
+    """What evaluate would answer: ``guard`` blocks every action; alerts whose fingerprint is
+    in ``stopped`` no longer fire."""
 
     guard: Guardrail | None = None
-    firing: dict[str, float] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)
 
     def blocked(self, rule: str, fingerprint: str) -> Guardrail | None:
         return self.guard
 
-    def firing_since(self, fingerprint: str) -> float | None:
-        return self.firing.get(fingerprint)
+    def still_firing(self, fingerprint: str, since: float) -> bool:
+        return fingerprint not in self.stopped
 
 
 @dataclass

@@ -102,9 +102,10 @@ def test_engine_health_reads_the_live_engine() -> None:
     engine.instances["r"] = {("a",): firing, ("b",): quiet}
 
     assert health.blocked("r", "fp-a") is None
-    assert health.firing_since("fp-a") == now.timestamp()
+    assert health.still_firing("fp-a", now.timestamp())
+    assert not health.still_firing("fp-a", now.timestamp() - 600)  # an earlier episode
     assert health.blocked("r", "fp-b") is Guardrail.NODATA
-    assert health.firing_since("fp-b") is None
+    assert not health.still_firing("fp-b", now.timestamp())
     quiet.state = InstanceState(AlertState.ERROR, error="HTTP 500")
     assert health.blocked("r", "fp-a") is Guardrail.ERROR  # the rule's data is in error
     quiet.state = InstanceState(AlertState.INACTIVE)

@@ -22,18 +22,26 @@ class Crash(BaseException):
     """Stands for SIGKILL: nothing after it runs (the real-process test is in tests/daemon)."""
 
 
+def crash_in(
+    monkeypatch: pytest.MonkeyPatch, owner: object, method: str, *, after_call: bool
+) -> None:
+    """Make ``owner.method`` die, after doing its work or before."""
+    real = getattr(owner, method)
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        if after_call:
+            real(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(owner, method, dying)
+
+
 def test_trigger_that_went_out_before_a_crash_is_not_repeated(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rem = world.remediator(actions=actions("purge"))
     world.fire(rem, "purge")
-    real = world.clients.trigger.call
-
-    def call_then_die(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)
-        raise Crash
-
-    monkeypatch.setattr(world.clients.trigger, "call", call_then_die)
+    crash_in(monkeypatch, world.clients.trigger, "call", after_call=True)
     with pytest.raises(Crash):
         rem.run_once()
     monkeypatch.undo()
@@ -55,11 +63,7 @@ def test_trigger_that_had_not_gone_out_is_made_once_after_a_crash(
 ) -> None:
     rem = world.remediator(actions=actions("purge"))
     world.fire(rem, "purge")
-
-    def die(*args: Any, **kwargs: Any) -> Any:
-        raise Crash
-
-    monkeypatch.setattr(world.clients.trigger, "call", die)
+    crash_in(monkeypatch, world.clients.trigger, "call", after_call=False)
     with pytest.raises(Crash):
         rem.run_once()
     monkeypatch.undo()
@@ -78,13 +82,7 @@ def test_disable_that_landed_before_a_crash_is_verified_and_still_reverted(
     rem = world.remediator(actions=actions("disable-runaway"))
     fired_at = world.clock.now()
     world.fire(rem, "disable-runaway")
-    real = world.clients.automations.set_active
-
-    def patch_then_die(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)
-        raise Crash
-
-    monkeypatch.setattr(world.clients.automations, "set_active", patch_then_die)
+    crash_in(monkeypatch, world.clients.automations, "set_active", after_call=True)
     with pytest.raises(Crash):
         rem.run_once()
     monkeypatch.undo()

@@ -351,20 +351,35 @@ def test_no_action_on_untrustworthy_data(world: World, guard: Guardrail) -> None
 
 def test_firing_for_waits_and_is_skipped_once_no_longer_firing(world: World) -> None:
     rem = world.remediator(actions=actions("purge", purge={"when": "firing_for", "after": "10m"}))
-    fired = transition(("purge",), AlertState.FIRING, at=world.clock.now())
-    world.health.firing = {fired.fingerprint: fired.at.timestamp()}
-    world.submit(rem, fired)
+    world.fire(rem, "purge")
     assert rem.run_once() == []  # not due yet
     world.clock.advance(timedelta(minutes=10))
     [ran] = rem.run_once()
     assert ran.outcome is Outcome.SUCCEEDED
 
     later = transition(("purge",), AlertState.FIRING, at=world.clock.now(), labels={"stack": "b"})
-    world.submit(rem, later)  # resolves before its 10 minutes are up
+    world.submit(rem, later)
+    world.health.stopped.add(later.fingerprint)  # it resolves before its 10 minutes are up
     world.clock.advance(timedelta(minutes=10))
     [skipped] = rem.run_once()
     assert (skipped.outcome, skipped.guardrail) == (Outcome.SKIPPED, Guardrail.NO_LONGER_FIRING)
     assert world.calls(writes_only=True) == [TRIGGER_PURGE]
+
+
+def test_disable_due_after_its_alert_resolved_is_moot_and_so_is_the_revert(world: World) -> None:
+    rem = world.remediator(actions=actions("disable-runaway"))
+    fired_at = world.clock.now()
+    world.fire(rem, "disable-runaway")
+    world.clock.advance(timedelta(minutes=5))
+    world.resolve(rem, "disable-runaway", since=fired_at)  # both due before the runner ran
+    world.health.stopped.add(transition((), AlertState.FIRING, at=fired_at).fingerprint)
+    records = rem.run_once()
+    assert [r.guardrail for r in records] == [
+        Guardrail.NO_LONGER_FIRING,
+        Guardrail.NOT_DISABLED_BY_STACKWATCH,
+    ]
+    assert world.calls(writes_only=True) == []
+    assert world.active(NOTIFY)
 
 
 def test_min_severity(world: World) -> None:

@@ -8,7 +8,6 @@ which suits systemd ``LoadCredential=`` and container secrets.
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,8 @@ from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.remediate.config import RemediateConfig
 from agent.secretfiles import read_secret, relative_to
-from agent.tomlpos import locate, toml_error_line
+from agent.tomlpos import locate
+from agent.tomlread import TomlProblem, read_toml
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -263,12 +263,10 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
     text = ""
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError([f"{path}:{toml_error_line(error)}: toml: {error}"]) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError([f"{path}: cannot read: {error}"]) from None
+            # checked before pydantic-settings parses the same text: nothing it meets can crash it
+            text, _document = read_toml(path)
+        except TomlProblem as problem:
+            raise ConfigError([f"{path}:{problem}"]) from None
     _CONFIG_PATH["path"] = path
     try:
         with relative_to(path.resolve().parent if path else None):

@@ -130,6 +130,7 @@ class HttpClient:
         rate_limited: bool = True,
         idempotent: bool = True,
         retry_statuses: frozenset[int] = RETRYABLE_STATUSES,
+        final_if: Callable[[ContentstackError], bool] | None = None,
         endpoint: str | None = None,
         on_response: ResponseHook | None = None,
     ) -> httpx.Response:
@@ -137,6 +138,8 @@ class HttpClient:
 
         ``idempotent=False`` (trigger calls) retries only failures that prove the
         request was not processed: connection refused/connect timeout, 429, 503.
+        ``final_if`` marks error answers that are a verdict rather than a hiccup (an
+        Analytics "Job Failed" is a 500 like any other): those are never retried.
         ``endpoint`` names the request in errors and logs (default: method + path).
         """
         endpoint = endpoint or endpoint_of(method, url)
@@ -181,7 +184,12 @@ class HttpClient:
                 log.info("contentstack.reauthenticate", endpoint=endpoint)
                 continue
             api_error = error_from_response(response, endpoint)
-            if status in retry_statuses and (idempotent or status in _UNPROCESSED_STATUSES):
+            final = final_if is not None and final_if(api_error)
+            if (
+                status in retry_statuses
+                and not final
+                and (idempotent or status in _UNPROCESSED_STATUSES)
+            ):
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock)
                 if retries < self.max_retries and (
                     retry_after is None or retry_after <= self.max_retry_after

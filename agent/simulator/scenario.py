@@ -301,9 +301,9 @@ def _moment(value: Any, what: str) -> Moment:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _incident(raw: dict[str, Any], index: int) -> Incident:
+def incident_from_dict(raw: dict[str, Any], what: str = "incident") -> Incident:
+    """An incident as a scenario file writes it (``start = "+5m"``, ``duration`` or ``end``)."""
     raw = dict(raw)
-    what = f"incidents[{index}]"
     start = _moment(raw.pop("start"), f"{what}.start")
     if "duration" in raw:
         if "end" in raw:
@@ -349,7 +349,10 @@ def scenario_from_dict(data: dict[str, Any], *, now: datetime | None = None) -> 
             name: ServiceProfile(**profile) for name, profile in data.pop("services").items()
         }
     if "incidents" in data:
-        kwargs["incidents"] = [_incident(raw, i) for i, raw in enumerate(data.pop("incidents"))]
+        kwargs["incidents"] = [
+            incident_from_dict(raw, f"incidents[{i}]")
+            for i, raw in enumerate(data.pop("incidents"))
+        ]
     if "projects" in data:
         kwargs["projects"] = [_project(raw) for raw in data.pop("projects")]
     if "quirks" in data:

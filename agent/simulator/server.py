@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from agent.clock import Clock, SystemClock
+from agent.simulator import control
 from agent.simulator.analytics import ENDPOINTS, Result, compute, validate
 from agent.simulator.automations import AutomationsState
 from agent.simulator.errors import ApiError, ErrorCode, invalid, not_found
@@ -267,6 +268,10 @@ class Simulator:
     # -- pipeline ---------------------------------------------------------------------------
 
     def _process(self, request: _Request) -> _Response:
+        if request.path.startswith(control.CONTROL_PREFIX):
+            # before faults, rate limit and the request log: a rehearsal can always be stopped
+            status, payload = control.handle(self, request.method, request.path, request.body)
+            return _Response.json(status, payload, {})
         fault = self._faults.take(request.path, REQUEST_FAULTS, request.method)
         if fault is None:
             response = self._dispatch(request)

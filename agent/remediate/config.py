@@ -22,7 +22,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.durations import lenient_duration
-from agent.evaluate.annotate import check_template
 from agent.redact import register_secret
 from agent.secretfiles import read_secret
 
@@ -100,7 +99,10 @@ class ActionConfig(_Model):
             raise ValueError("'after' goes with when = \"firing_for\", and only with it")
         if self.cooldown < timedelta(0):
             raise ValueError("'cooldown' must not be negative")
-        for template in self._templates():
+        templates = self._templates()
+        if templates:  # Jinja2 only for configs that template: the root config is imported often
+            from agent.evaluate.annotate import check_template
+        for template in templates:
             problem = check_template(template)
             if problem:
                 raise ValueError(f"template {template!r}: {problem}")

@@ -111,3 +111,25 @@ def test_engine_health_reads_the_live_engine() -> None:
     quiet.state = InstanceState(AlertState.INACTIVE)
     engine.source_state.state = InstanceState(AlertState.FIRING, firing_since=now - timedelta(1))
     assert health.blocked("r", "fp-a") is Guardrail.SOURCE_DOWN
+
+
+def test_audit_filter_from_a_query_string() -> None:
+    from agent.remediate import AuditFilter
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+    wanted = AuditFilter.from_query(
+        {"since": ["24h"], "outcome": ["failed"], "action": ["purge"], "limit": ["5"]}, now
+    )
+    assert (wanted.since, wanted.outcome, wanted.action, wanted.limit) == (
+        now - timedelta(hours=24),
+        "failed",
+        "purge",
+        5,
+    )
+    for bad, message in (
+        ({"since": ["yesterday"]}, "invalid duration"),
+        ({"outcome": ["great"]}, "outcome must be one of"),
+        ({"limit": ["0"]}, "limit must be"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            AuditFilter.from_query(bad, now)

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="config whose rules the demo evaluates (default: the shipped demo config)",
     )
     demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
-    demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    demo.add_argument("--speed", type=float, default=90.0, help="simulated seconds per real second")
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="run the alerting daemon (SIGHUP reloads)")
@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         for parser_for in _leaf_parsers(commands.choices[name]):
             _config_option(parser_for)
             parser_for.set_defaults(handler=cmd_remediate)
+
+    from agent.setup import cli as setup_cli
+
+    setup_cli.add_arguments(commands, DEFAULT_CONFIG)
 
     from agent.simulator import cli as simulator_cli
 
@@ -150,6 +154,14 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     explicit = args.config is not None
+    if not explicit and args.command in ("check", "run", "once") and not DEFAULT_CONFIG.exists():
+        raise ConfigError(
+            [
+                f"no config found ({DEFAULT_CONFIG} is not in {Path.cwd()}): write one with "
+                "`stackwatch init`, or copy config.example.toml to config.toml and edit it, "
+                "or name one with --config FILE"
+            ]
+        )
     settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
     configure_logging(settings.agent.log_level)
     return settings

@@ -8,6 +8,7 @@ which suits systemd ``LoadCredential=`` and container secrets.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +68,9 @@ REGION_HOSTS: dict[str, tuple[str, str, str]] = {
 
 DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
 
+#: False while ``stackwatch login`` reads the config: the authtoken file is what it writes.
+_READ_AUTHTOKEN_FILE: ContextVar[bool] = ContextVar("read_authtoken_file", default=True)
+
 
 class _Section(BaseModel):
     # inputs hold secrets (authtokens): never echo them in validation errors
@@ -84,6 +88,8 @@ class ContentstackSettings(_Section):
     oauth_token_url: str = DEFAULT_OAUTH_TOKEN_URL
     analytics_base_url: str | None = None
     automations_base_url: str | None = None
+    #: the Content Management API host, where ``stackwatch login`` obtains an authtoken.
+    cma_base_url: str | None = None
     #: requests per second per organization; the documented limit is 10.
     rate_limit: float = Field(default=10.0, gt=0, le=10)
     request_timeout: timedelta = timedelta(seconds=15)
@@ -99,7 +105,11 @@ class ContentstackSettings(_Section):
 
     @model_validator(mode="after")
     def _load_secrets(self) -> ContentstackSettings:
-        if self.authtoken is None and self.authtoken_file is not None:
+        if (
+            self.authtoken is None
+            and self.authtoken_file is not None
+            and _READ_AUTHTOKEN_FILE.get()
+        ):
             self.authtoken = SecretStr(read_secret(self.authtoken_file, "authtoken"))
         if self.oauth_client_secret is None and self.oauth_client_secret_file is not None:
             secret = read_secret(self.oauth_client_secret_file, "oauth_client_secret")
@@ -123,6 +133,10 @@ class ContentstackSettings(_Section):
     def automations_url(self) -> str:
         default = f"https://{REGION_HOSTS[self.region][1]}"
         return (self.automations_base_url or default).rstrip("/")
+
+    @property
+    def cma_url(self) -> str:
+        return (self.cma_base_url or f"https://{REGION_HOSTS[self.region][2]}").rstrip("/")
 
     def credentials_problem(self) -> str | None:
         """Why the agent cannot authenticate, or None when it can."""
@@ -248,11 +262,14 @@ def _message(problem: Any) -> str:
     return str(problem["msg"]).removeprefix("Value error, ")
 
 
-def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+def load_settings(
+    path: Path | None, *, required: bool = False, read_authtoken_file: bool = True
+) -> Settings:
     """Read ``path`` (if it exists) plus the environment; raise ConfigError on any problem.
 
     Relative paths inside the file (rule paths, secret files, state file) are
     taken relative to the file's folder, so the agent can be started from anywhere.
+    ``read_authtoken_file=False`` leaves ``authtoken_file`` unread (it may not exist yet).
     """
     from pydantic import ValidationError
 
@@ -268,6 +285,7 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         except TomlProblem as problem:
             raise ConfigError([f"{path}:{problem}"]) from None
     _CONFIG_PATH["path"] = path
+    reading = _READ_AUTHTOKEN_FILE.set(read_authtoken_file)
     try:
         with relative_to(path.resolve().parent if path else None):
             settings = Settings()
@@ -284,6 +302,7 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         raise ConfigError([f"{path or 'environment'}: {error}"]) from None
     finally:
         _CONFIG_PATH["path"] = None
+        _READ_AUTHTOKEN_FILE.reset(reading)
     if path is not None:
         base = path.resolve().parent
         settings.agent.rule_paths = [

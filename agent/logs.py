@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -24,14 +25,19 @@ def _redact_event(
 
 
 class _CurrentStderr:
-    """Writes to whatever ``sys.stderr`` is at the time of writing.
+    """Writes to whatever ``sys.stderr`` is at the time of writing, one whole line at a time.
 
-    structlog's PrintLogger keeps the file it was given; binding it to the stream of
+    structlog's loggers keep the file they were given; binding them to the stream of
     the moment would break when that stream is replaced (test capture, daemonizing).
+    Both structlog and the stdlib handler write a record and its newline in one call
+    under one lock, so lines from different threads never interleave.
     """
 
+    _lock = threading.Lock()
+
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        with self._lock:
+            return sys.stderr.write(text)
 
     def flush(self) -> None:
         sys.stderr.flush()
@@ -71,7 +77,7 @@ def configure_logging(level: str = "info", *, json_output: bool | None = None) -
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     _route_stdlib_logging(numeric_level, shared, renderer)

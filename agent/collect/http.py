@@ -18,7 +18,7 @@ import httpx
 import structlog
 
 from agent.clock import Clock
-from agent.collect.auth import Auth, AuthtokenAuth, OAuthClientCredentials
+from agent.collect.auth import Auth, AuthtokenAuth, NoAuth, OAuthClientCredentials
 from agent.collect.errors import (
     ApiUnavailable,
     ContentstackError,
@@ -57,8 +57,11 @@ class HttpClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_retry_after: float = 120.0,
+        anonymous: bool = False,
     ) -> None:
-        problem = settings.credentials_problem()
+        """``anonymous``: no configured credentials (login, logout); requests that need
+        some pass them in ``headers`` with ``authenticate=False``."""
+        problem = None if anonymous else settings.credentials_problem()
         if problem is not None:
             raise ValueError(problem)
         self.settings = settings
@@ -78,7 +81,7 @@ class HttpClient:
             headers={"user-agent": USER_AGENT, "accept": "application/json"},
             follow_redirects=False,
         )
-        self.auth = self._make_auth()
+        self.auth: Auth = NoAuth() if anonymous else self._make_auth()
         self.observer: RequestObserver | None = None
 
     def _make_auth(self) -> Auth:

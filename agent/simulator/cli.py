@@ -73,6 +73,11 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
         f"{args.oauth_client_secret})",
         "  stacks            " + ", ".join(f"{s.api_key} ({s.name})" for s in scenario.stacks),
     ]
+    for user in scenario.users:
+        extra = " (SSO only)" if user.sso else ""
+        if user.tfa_code:
+            extra += f"  [2FA code: {user.tfa_code}]"
+        lines.append(f"  login             {user.email} / {user.password}{extra}")
     for project in scenario.projects:
         lines.append(f"  project           {project.id} ({project.title})")
         for auto in project.automations:
@@ -89,6 +94,7 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
         f'  authtoken = "{sim.authtoken}"',
         f'  analytics_base_url = "{url}"',
         f'  automations_base_url = "{url}"',
+        f'  cma_base_url = "{url}"',
         f'  oauth_token_url = "{url}/token"',
         "  [contentstack.stacks]",
         *(f'  "{s.name or s.api_key}" = "{s.api_key}"' for s in scenario.stacks),

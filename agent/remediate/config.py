@@ -13,7 +13,6 @@ trigger's ``body`` are templates over the alert (``labels``, ``annotations``, ``
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,13 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.durations import lenient_duration
+from agent.names import check_name
 from agent.redact import register_secret
 from agent.secretfiles import read_secret
 
 ActionKind = Literal["trigger", "disable", "enable"]
 When = Literal["firing", "resolved", "firing_for"]
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
 class _Model(BaseModel):
@@ -67,12 +66,7 @@ class ActionConfig(_Model):
 
     _durations = field_validator("after", "cooldown", mode="before")(lenient_duration)
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("names use letters, digits, '_', '-', '.', ':' and start with one")
-        return value
+    _name = field_validator("name")(check_name)
 
     @model_validator(mode="after")
     def _coherent(self) -> ActionConfig:

@@ -275,11 +275,8 @@ class Daemon:
             log.info("daemon_ready")
 
     def beat(self) -> None:
-        """Remediation first, so what it announces leaves with this beat's deliveries."""
-        try:
-            self.remediator.run_once()
-        except Exception:
-            log.exception("remediation_beat_failed")
+        """Deliveries, then remediation: an alert's notice goes out before the notice of what
+        was done about it (which leaves with the next beat)."""
         notifier = self.notifier
         try:
             report = notifier.run_once()
@@ -292,6 +289,10 @@ class Daemon:
             self._prune()
         except Exception:
             log.exception("notify_beat_failed")
+        try:
+            self.remediator.run_once()
+        except Exception:
+            log.exception("remediation_beat_failed")
         self._last_beat = time.monotonic()
 
     def _prune(self) -> None:

@@ -145,7 +145,7 @@ def run_demo(
             pipeline.clients.automations,
             pipeline.clients.trigger,
             health=EngineHealth(lambda: pipeline.engine),
-            announce=lambda alert, text: _say(out, f"  >> {text}"),
+            announce=lambda alert, text: notifier.announce(alert.fingerprint, text),
         )
         deadline = time.monotonic() + duration
         next_progress = clock.now()
@@ -171,8 +171,8 @@ def run_demo(
                     with store.tx() as conn:  # alert states and the actions they make due
                         notifier.submit(cycle.transitions)
                         remediator.schedule(conn, cycle.transitions)
+                notifier.run_once()  # the alert's notice first, then what was done about it
                 remediator.run_once()
-                notifier.run_once()
                 time.sleep(0.1)
         finally:
             notifier.run_once()

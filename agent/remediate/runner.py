@@ -18,7 +18,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -142,7 +142,7 @@ class Remediator:
                     step=item.step,
                     rule=item.alert.rule,
                     fingerprint=item.alert.fingerprint,
-                    due_at=datetime.fromtimestamp(item.due_at).isoformat(),
+                    due_at=datetime.fromtimestamp(item.due_at, UTC).isoformat(),
                 )
         return added
 

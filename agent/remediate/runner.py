@@ -146,6 +146,11 @@ class Remediator:
                 )
         return added
 
+    def submit(self, transitions: Iterable[Transition]) -> None:
+        """``schedule`` in the caller's ``store.tx()`` (joined), or in a transaction of its own."""
+        with self.storage.store.tx() as conn:
+            self.schedule(conn, transitions)
+
     # -- running ------------------------------------------------------------------------
 
     def run_once(self, limit: int = 20) -> list[AuditRecord]:

@@ -266,6 +266,27 @@ def restore(engine: Engine, stored: Iterable[StoredInstance]) -> tuple[int, int]
     return restored, skipped
 
 
+def outdated(
+    stored: Iterable[StoredInstance], engine: Engine, hashes: Mapping[str, str]
+) -> tuple[list[StoredInstance], list[StoredInstance]]:
+    """Stored rows whose rule is gone, and rows whose rule changed meaning since."""
+    gone, changed = [], []
+    for item in stored:
+        if item.rule not in engine.rules and item.rule != engine.source_state.rule:
+            gone.append(item)
+        elif item.rule in engine.rules and item.rule_hash != hashes[item.rule]:
+            changed.append(item)
+    return gone, changed
+
+
+def forget(conn: sqlite3.Connection, rows: Iterable[tuple[str, Any]]) -> None:
+    """Delete the rows of these (rule, instance key) pairs."""
+    conn.executemany(
+        "DELETE FROM daemon_instances WHERE rule = ? AND instance_key = ?",
+        [(rule, key_json(key)) for rule, key in rows],
+    )
+
+
 def audit(
     conn: sqlite3.Connection,
     now: datetime,
@@ -280,6 +301,26 @@ def audit(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (now.timestamp(), actor, action, target, json.dumps(dict(detail or {})), outcome),
     )
+
+
+def audit_rows(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` audit rows, newest first, ready for JSON."""
+    rows = conn.execute(
+        "SELECT at, actor, action, target, detail, outcome FROM daemon_audit "
+        "ORDER BY at DESC, id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        {
+            "at": datetime.fromtimestamp(row["at"], UTC).isoformat(),
+            "actor": row["actor"],
+            "action": row["action"],
+            "target": row["target"],
+            "detail": json.loads(row["detail"]),
+            "outcome": row["outcome"],
+        }
+        for row in rows
+    ]
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -149,6 +150,17 @@ class Notifier:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""
         self.tick()
         return self.deliver(max_items)
+
+    def drain(self, deadline: float) -> int:
+        """Tick and deliver until the outbox is empty or ``time.monotonic()`` passes
+        ``deadline`` (a stopping daemon flushes what its last cycles queued). Returns the
+        rows still pending."""
+        while True:
+            self.run_once()
+            pending = self.outbox_counts().get("pending", 0)
+            if pending == 0 or time.monotonic() >= deadline:
+                return pending
+            time.sleep(0.1)
 
     # -- acknowledgement --------------------------------------------------------------
 

@@ -1,29 +1,25 @@
-"""Operator commands: ``stackwatch automations list|executions|enable|disable`` and ``audit``.
+"""Operator commands: ``stackwatch automations list|executions|enable|disable``.
 
 So an operator can see and undo what remediation did without the Contentstack UI. Enable
 and disable read the automation back and leave an audit record, like the agent's own
-actions. ``audit`` reads the state file, which the daemon writes as it acts.
+actions; ``stackwatch audit`` (``daemon.cli``) lists them with ``actions_table``.
 
-Wiring: ``add_arguments(commands)`` registers the parsers and sets ``remediate_handler``;
-the main CLI loads the settings and calls ``args.remediate_handler(settings, args)``.
+Wiring: ``add_arguments(commands)`` registers the parsers and sets ``settings_handler``;
+the main CLI loads the settings and calls ``args.settings_handler(settings, args)``.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from agent.clock import shared_clock
-from agent.durations import parse_duration
+from agent.names import operator_name
 from agent.remediate.records import AuditRecord, Outcome
-from agent.remediate.storage import AuditFilter, RemediationStorage
-
-#: the top-level commands this module adds.
-COMMANDS = ("automations", "audit")
+from agent.remediate.storage import RemediationStorage
 
 
 def add_arguments(commands: Any) -> None:
@@ -33,14 +29,14 @@ def add_arguments(commands: Any) -> None:
     verbs = automations.add_subparsers(dest="automations_command", required=True, metavar="ACTION")
     listing = verbs.add_parser("list", help="automations and whether they are active")
     _project_option(listing)
-    listing.set_defaults(remediate_handler=automations_list)
+    listing.set_defaults(settings_handler=automations_list)
 
     executions = verbs.add_parser("executions", help="the newest executions (execution log)")
     _project_option(executions)
     executions.add_argument("--automation", help="only this automation (id or title)")
     executions.add_argument("--status", help="only executions with this status, e.g. failed")
     executions.add_argument("--limit", type=int, default=20, help="per project (max 100)")
-    executions.set_defaults(remediate_handler=automations_executions)
+    executions.set_defaults(settings_handler=automations_executions)
 
     for verb, wanted in (("enable", True), ("disable", False)):
         change = verbs.add_parser(verb, help=f"{verb} an automation (read back to confirm)")
@@ -48,18 +44,7 @@ def add_arguments(commands: Any) -> None:
         _project_option(change)
         change.add_argument("--by", default=None, help="who (default: current user)")
         change.add_argument("--comment", default="", help="why, for the audit trail")
-        change.set_defaults(remediate_handler=automations_set_active, active=wanted)
-
-    audit = commands.add_parser("audit", help="what remediation did, newest first")
-    audit.add_argument("--since", default="7d", help="how far back (e.g. 1h, 7d; default 7d)")
-    audit.add_argument("--action", help="only this action")
-    audit.add_argument("--rule", help="only actions for this rule")
-    audit.add_argument("--outcome", choices=[o.value for o in Outcome])
-    audit.add_argument("--automation", help="only this automation (id or title)")
-    audit.add_argument("--fingerprint", help="only actions for this alert")
-    audit.add_argument("--limit", type=int, default=100)
-    audit.add_argument("--format", choices=("table", "json"), default="table")
-    audit.set_defaults(remediate_handler=audit_list)
+        change.set_defaults(settings_handler=automations_set_active, active=wanted)
 
 
 def _project_option(parser: argparse.ArgumentParser) -> None:
@@ -186,14 +171,15 @@ def automations_set_active(settings: Any, args: argparse.Namespace) -> int:
     clock = shared_clock(settings.agent.clock_speed, settings.agent.clock_origin)
     outcome = Outcome.SUCCEEDED if verified else Outcome.FAILED
     done = "enabled" if wanted else "disabled"
+    who = operator_name(args.by)
     message = (
-        f"{_user(args.by)} {done} {shown}" + (f": {args.comment}" if args.comment else "")
+        f"{who} {done} {shown}" + (f": {args.comment}" if args.comment else "")
         if verified
-        else f"{_user(args.by)} failed to {verb} {shown}: {error or 'it did not read back'}"
+        else f"{who} failed to {verb} {shown}: {error or 'it did not read back'}"
     )
     record = AuditRecord(
         at=clock.now().timestamp(),
-        actor=f"cli:{_user(args.by)}",
+        actor=f"cli:{who}",
         action="operator",
         kind=verb,
         outcome=outcome,
@@ -212,52 +198,24 @@ def automations_set_active(settings: Any, args: argparse.Namespace) -> int:
     return 0 if verified else 1
 
 
-# -- audit ----------------------------------------------------------------------------------
-
-
-def audit_list(settings: Any, args: argparse.Namespace) -> int:
-    from agent.store import Store
-
-    try:
-        since = parse_duration(args.since)
-    except ValueError as error:
-        print(f"error: --since: {error}", file=sys.stderr)
-        return 2
-    clock = shared_clock(settings.agent.clock_speed, settings.agent.clock_origin)
-    query = AuditFilter(
-        since=clock.now() - since,
-        action=args.action,
-        rule=args.rule,
-        outcome=args.outcome,
-        automation=args.automation,
-        fingerprint=args.fingerprint,
-        limit=args.limit,
-    )
-    if not settings.agent.state_path.exists():
-        print(f"error: no state file at {settings.agent.state_path}", file=sys.stderr)
-        return 1
-    store = Store(settings.agent.state_path)
-    try:
-        records = RemediationStorage(store).audit(query)
-    finally:
-        store.close()
-    _show(
-        args.format,
-        [record.to_json() for record in records],
-        ("AT", "OUTCOME", "ACTION", "RULE", "AUTOMATION", "MESSAGE"),
-        lambda r: (
-            r["at"][:19],
-            r["outcome"] + (f" ({r['guardrail']})" if r["guardrail"] else ""),
-            r["action"],
-            r["rule"] or "",
-            r["automation_title"] or r["automation"] or "",
-            r["message"],
-        ),
-    )
-    return 0
-
-
 # -- output ---------------------------------------------------------------------------------
+
+
+def actions_table(records: list[AuditRecord]) -> str:
+    """Remediation records as a table, for ``stackwatch audit``."""
+    headers = ("AT", "OUTCOME", "ACTION", "RULE", "AUTOMATION", "MESSAGE")
+    return format_table(headers, [_action_cells(record.to_json()) for record in records])
+
+
+def _action_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        row["at"][:19],
+        row["outcome"] + (f" ({row['guardrail']})" if row["guardrail"] else ""),
+        row["action"],
+        row["rule"] or "",
+        row["automation_title"] or row["automation"] or "",
+        row["message"],
+    )
 
 
 def _show(output: str, rows: list[dict[str, Any]], headers: Sequence[str], cells: Any) -> None:
@@ -280,12 +238,3 @@ def format_table(headers: Sequence[str], rows: list[tuple[str, ...]]) -> str:
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
-
-
-def _user(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"

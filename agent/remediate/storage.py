@@ -111,8 +111,8 @@ class AuditFilter:
         since = one("since")
         limit = one("limit") or "100"
         outcome = one("outcome")
-        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-            raise ValueError("limit must be a whole number from 1 to 1000")
+        if not limit.isdigit() or not 1 <= int(limit) <= 10_000:
+            raise ValueError("limit must be a whole number from 1 to 10000")
         if outcome is not None and outcome not in {o.value for o in Outcome}:
             raise ValueError(f"outcome must be one of {', '.join(o.value for o in Outcome)}")
         return cls(

@@ -106,7 +106,7 @@ def test_disable_enable_leave_audit_records(
     assert code == 0 and "ana enabled automation Notify on publish" in out
 
     code, out, _ = run(capsys, config, "audit", "--format", "json")
-    records = json.loads(out)
+    records = json.loads(out)["actions"]
     assert [(r["kind"], r["outcome"], r["actor"]) for r in records] == [
         ("enable", "succeeded", "cli:ana"),
         ("disable", "succeeded", "cli:ana"),
@@ -114,7 +114,7 @@ def test_disable_enable_leave_audit_records(
     assert records[1]["detail"] == {"prior_active": True}
 
     code, out, _ = run(capsys, config, "audit", "--outcome", "failed", "--format", "json")
-    assert json.loads(out) == []
+    assert json.loads(out) == {"audit": [], "actions": []}
     code, out, _ = run(capsys, config, "audit", "--automation", "Notify on publish")
     assert out.splitlines()[0].split() == [
         "AT",
@@ -136,5 +136,5 @@ def test_unknown_automation_and_failed_patch(
     code, _, err = run(capsys, config, "automations", "enable", "Draft workflow", "--by", "bo")
     assert code == 1 and "bo failed to enable automation Draft workflow" in err
     code, out, _ = run(capsys, config, "audit", "--format", "json", "--outcome", "failed")
-    [record] = json.loads(out)
+    [record] = json.loads(out)["actions"]
     assert record["detail"]["prior_active"] is False and "422" in record["detail"]["error"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
 from agent.collect import Clients, build_clients
@@ -20,10 +20,11 @@ from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
 from agent.notify import Notifier
 from agent.notify.config import RouteConfig
-from agent.remediate.health import EngineHealth
-from agent.remediate.records import AlertContext
-from agent.remediate.runner import Observe, Remediator
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.remediate.records import AlertContext
+    from agent.remediate.runner import Observe, Remediator
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -169,6 +170,9 @@ def build_pipeline(
     hashes = {rule.name: rule.state_identity() for rule in rules}
     remediator = None
     if store is not None:  # built anew: it reads this pipeline's engine and clients
+        from agent.remediate.health import EngineHealth
+        from agent.remediate.runner import Remediator
+
         remediator = Remediator(
             settings.remediate,
             store,

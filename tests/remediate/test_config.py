@@ -10,6 +10,7 @@ import pytest
 from agent.config import ConfigError, load_settings
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import Engine
+from agent.evaluate.loader import RulesInvalid
 from agent.redact import redact
 from agent.remediate import EngineHealth, Guardrail
 from agent.wiring import load_rule_set
@@ -83,9 +84,9 @@ def test_enabled_needs_an_allowlist_and_rules_must_name_actions(tmp_path: Path) 
         '[rule.value]\nfunction = "sum"\nfield = "total_api_count"\n'
         '[rule.condition]\ntype = "threshold"\nop = ">"\nvalue = 10\n'
     )
-    with pytest.raises(Exception) as rules:
+    with pytest.raises(RulesInvalid) as rules:
         load_rule_set(settings)
-    assert "no action named 'purgee' in [[remediate.actions]]" in str(rules.value.problems[0])  # type: ignore[attr-defined]
+    assert "no action named 'purgee' in [[remediate.actions]]" in str(rules.value.problems[0])
     settings.remediate.enabled = False  # off: names of actions not configured are tolerated
     assert [rule.actions for rule in load_rule_set(settings)] == [("purge", "purgee")]
 

@@ -23,10 +23,10 @@ import structlog
 from agent.evaluate.alerts import AlertState, Transition
 from agent.notify import storage
 from agent.notify.escalate import Escalations
-from agent.notify.inhibit import Inhibitor
 from agent.notify.message import AlertSnapshot, Message
+from agent.notify.mute import Muting
 from agent.notify.route import Route, RouteTree
-from agent.notify.silence import MaintenanceWindow, Silence
+from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
 
 log = structlog.get_logger("agent.notify")
@@ -49,14 +49,12 @@ class Dispatcher:
         self,
         tree: RouteTree,
         escalations: Escalations,
-        inhibitor: Inhibitor,
-        windows: Sequence[MaintenanceWindow],
+        muting: Muting,
         enqueue: Enqueue,
     ) -> None:
         self.tree = tree
         self.escalations = escalations
-        self.inhibitor = inhibitor
-        self.windows = list(windows)
+        self.muting = muting
         self._enqueue = enqueue
 
     # -- recording transitions --------------------------------------------------------
@@ -124,16 +122,9 @@ class Dispatcher:
 
     def suppression(self, alert: TrackedAlert, context: FlushContext) -> str | None:
         """Why an active alert is kept off the channels right now, or None."""
-        if not alert.active:
-            return None
         now = datetime.fromtimestamp(context.now, UTC)
-        for silence in context.silences:
-            if silence.active_at(now) and silence.matches(alert.labels):
-                return f"silence:{silence.id}"
-        for window in self.windows:
-            if window.active_at(now) and window.matches(alert.labels):
-                return f"maintenance:{window.name}"
-        return self.inhibitor.inhibited_by(alert, context.alerts.values())
+        alerts = context.alerts.values()
+        return self.muting.reason(alert, alerts=alerts, silences=context.silences, now=now)
 
     def context(self, conn: sqlite3.Connection, now: float) -> FlushContext:
         alerts = {alert.fingerprint: alert for alert in storage.alerts(conn)}

@@ -20,6 +20,7 @@ from agent.notify.dispatch import Dispatcher, idempotency_key
 from agent.notify.escalate import Escalations
 from agent.notify.inhibit import Inhibitor, InhibitRule
 from agent.notify.message import Message
+from agent.notify.mute import Muting
 from agent.notify.outbox import DeliveryReport, Outbox
 from agent.notify.route import RouteTree
 from agent.notify.silence import MaintenanceWindow, Silence, new_silence
@@ -72,11 +73,13 @@ class Notifier:
         self.dispatcher = Dispatcher(
             self.routes,
             Escalations(config.escalations),
-            Inhibitor(
-                [InhibitRule.from_config(rule) for rule in config.inhibit_rules],
-                source_down=config.inhibit_on_source_down,
+            Muting(
+                Inhibitor(
+                    [InhibitRule.from_config(rule) for rule in config.inhibit_rules],
+                    source_down=config.inhibit_on_source_down,
+                ),
+                [MaintenanceWindow(window) for window in config.maintenance],
             ),
-            [MaintenanceWindow(window) for window in config.maintenance],
             self.outbox.enqueue,
         )
         self._housekept_at: float | None = None

@@ -82,6 +82,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (fingerprint, at)
     );
     """,
+    """
+    -- A firing instance whose data is unavailable stays firing; since when it is blind.
+    ALTER TABLE daemon_instances ADD COLUMN unavailable_since REAL;
+    """,
 )
 
 #: states an instance may be forgotten in once it has not been evaluated for the retention.
@@ -131,6 +135,7 @@ class StoredInstance:
                 value=row["value"],
                 evaluated_at=_dt(row["evaluated_at"]),
                 error=row["error"],
+                unavailable_since=_dt(row["unavailable_since"]),
             ),
             annotations=json.loads(row["annotations"]),
             tracker=json.loads(row["tracker"]) if row["tracker"] else None,
@@ -188,6 +193,7 @@ def save(
                 state.value,
                 _ts(state.evaluated_at),
                 state.error,
+                _ts(state.unavailable_since),
                 json.dumps(instance.annotations, sort_keys=True),
                 json.dumps(instance.tracker.to_state()) if instance.tracker else None,
                 hashes.get(instance.rule, ""),
@@ -198,13 +204,14 @@ def save(
         """
         INSERT INTO daemon_instances (rule, instance_key, labels, fingerprint, state, since,
             pending_since, firing_since, clearing_since, value, evaluated_at, error,
-            annotations, tracker, rule_hash, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            unavailable_since, annotations, tracker, rule_hash, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (rule, instance_key) DO UPDATE SET labels = excluded.labels,
             fingerprint = excluded.fingerprint, state = excluded.state, since = excluded.since,
             pending_since = excluded.pending_since, firing_since = excluded.firing_since,
             clearing_since = excluded.clearing_since, value = excluded.value,
             evaluated_at = excluded.evaluated_at, error = excluded.error,
+            unavailable_since = excluded.unavailable_since,
             annotations = excluded.annotations, tracker = excluded.tracker,
             rule_hash = excluded.rule_hash, updated_at = excluded.updated_at
         WHERE excluded.evaluated_at IS NULL OR daemon_instances.evaluated_at IS NULL

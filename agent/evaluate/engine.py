@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from agent.collect.errors import AuthenticationFailed
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
@@ -246,6 +247,16 @@ class Engine:
         if instance.state.state != previous.state:
             instance.annotations = self._annotations(rule, instance, judgement, error)
             report.transitions.append(self._transition(rule, instance, previous.state, judgement))
+        elif instance.state.unavailable_since != previous.unavailable_since:
+            # still firing, not re-announced: the blind spot shows on the instance only
+            blind = instance.state.unavailable_since
+            instance.annotations = {
+                k: v for k, v in instance.annotations.items() if k != "data_unavailable"
+            }
+            if blind is not None:
+                instance.annotations["data_unavailable"] = (
+                    f"data unavailable since {blind.isoformat()}" + (f": {error}" if error else "")
+                )
 
     def _new_instance(self, rule: Rule, key: InstanceKey) -> Instance:
         labels = {**rule.labels, **{k: v for k, v in key if v}}
@@ -330,9 +341,12 @@ class Engine:
         analytics = [empty for f, is_analytics, empty in outcomes if is_analytics]
         # An empty execution log is normal; an organization with no traffic rows at all is not.
         empty = bool(analytics) and all(analytics)
-        down = (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
+        # A rejected credential fails every query sooner or later: down at the first one.
+        refused = [f for f in failures if isinstance(f, AuthenticationFailed)]
+        down = bool(refused) or (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
         if down and failures:
-            reason = redact(str(failures[0])) or type(failures[0]).__name__
+            first = (refused or failures)[0]
+            reason = redact(str(first)) or type(first).__name__
         else:
             reason = "no data for the whole organization"
         instance = self.source_state

@@ -5,6 +5,10 @@ before firing) and ``clear_for`` (how long the clear condition must hold before 
 firing alert resolves). Between the firing and the clear threshold (hysteresis) a
 firing alert stays firing and its clear timer restarts, so a flapping value does
 not flap the alert.
+
+A firing alert whose data becomes unavailable (no data, or an error) stays firing:
+nothing was shown to be fixed. It records since when it is blind (``unavailable_since``)
+and is resolved only by data that meets the clear condition.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class InstanceState:
     value: float | None = None
     evaluated_at: datetime | None = None
     error: str | None = None
+    #: while firing: since when its data has been unavailable (no data or an error).
+    unavailable_since: datetime | None = None
 
 
 _QUIET = (AlertState.INACTIVE, AlertState.RESOLVED, AlertState.NODATA, AlertState.ERROR)
@@ -56,11 +62,14 @@ def step(
 
     if verdict is Verdict.NODATA or verdict is Verdict.ERROR:
         target = AlertState.NODATA if verdict is Verdict.NODATA else AlertState.ERROR
+        if state is AlertState.FIRING:
+            return replace(current, unavailable_since=previous.unavailable_since or now)
         if state is target:
             return current
         return _enter(current, target, now, firing_since=None)
 
     if state is AlertState.FIRING:
+        current = replace(current, unavailable_since=None)
         if verdict is Verdict.CLEARED:
             clearing_since = previous.clearing_since or now
             if now - clearing_since >= clear_for:
@@ -98,5 +107,6 @@ def _enter(
         since=now,
         pending_since=None,
         clearing_since=None,
+        unavailable_since=None,
         firing_since=firing_since,
     )

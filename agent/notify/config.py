@@ -112,6 +112,10 @@ class RouteConfig(_Model):
     group_interval: timedelta | None = None
     repeat_interval: timedelta | None = None
     send_resolved: bool | None = None
+    #: tell this route's channels when a rule cannot be evaluated (no data, or an error).
+    #: Off by default: a down source pages once, as ContentstackSourceDown.
+    send_nodata: bool | None = None
+    send_error: bool | None = None
     escalation: str | None = None
     templates: TemplateOverrides | None = None
     #: keep looking at the following sibling routes after this one matched.

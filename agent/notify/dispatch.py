@@ -223,7 +223,7 @@ class Dispatcher:
                 if same_episode and previous is not None and previous["state"] != "resolved":
                     (changed if route.send_resolved else quietly_resolved).append(member)
                 continue
-            if member.suppressed:
+            if member.suppressed or not route.announces(state):
                 continue
             if same_episode and previous is not None and previous["state"] == state:
                 ongoing.append(member)

@@ -31,10 +31,20 @@ class Route:
     group_interval: timedelta
     repeat_interval: timedelta
     send_resolved: bool
+    send_nodata: bool
+    send_error: bool
     escalation: str | None
     templates: TemplateOverrides
     continue_: bool
     children: tuple[Route, ...] = field(default=())
+
+    def announces(self, state: str) -> bool:
+        """Whether this route tells its channels about an alert in ``state``."""
+        if state == "nodata":
+            return self.send_nodata
+        if state == "error":
+            return self.send_error
+        return True
 
     def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
         if GROUP_BY_ALL in self.group_by:
@@ -74,6 +84,8 @@ def _build(config: RouteConfig, parent: Route | None, route_id: str) -> Route:
             config.repeat_interval, parent and parent.repeat_interval, timedelta(hours=4)
         ),
         send_resolved=pick(config.send_resolved, parent and parent.send_resolved, True),
+        send_nodata=pick(config.send_nodata, parent and parent.send_nodata, False),
+        send_error=pick(config.send_error, parent and parent.send_error, False),
         escalation=config.escalation or (parent.escalation if parent else None),
         templates=_merge_templates(
             parent.templates if parent else TemplateOverrides(), config.templates

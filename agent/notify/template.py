@@ -245,9 +245,7 @@ class Renderer:
         names = sorted({alert.alertname for alert in alerts})
         return {
             "kind": message.kind,
-            "status": "firing"
-            if any(a.state != "resolved" for a in [*alerts, *message.ongoing])
-            else ("resolved" if message.kind == "alert" else message.status),
+            "status": _status(message, [*alerts, *message.ongoing]),
             "alerts": items,
             "ongoing": ongoing,
             "active": [item for item in items + ongoing if item["state"] != "resolved"],
@@ -411,3 +409,13 @@ class Renderer:
         if links:
             event["links"] = links
         return event
+
+
+def _status(message: Message, alerts: list[AlertSnapshot]) -> str:
+    """The title's word: firing wins; a message of only unevaluable alerts says so
+    ("error", "no data") instead of claiming they fire."""
+    states = {alert.state for alert in alerts} - {"resolved"}
+    for state, word in (("firing", "firing"), ("error", "error"), ("nodata", "no data")):
+        if state in states:
+            return word
+    return "resolved" if message.kind == "alert" else message.status

@@ -91,7 +91,9 @@ def test_restore_skips_changed_rules_and_prune_forgets_old_quiet_rows(tmp_path: 
     engine = Engine(rules, MemorySource([]))
     store = Store(tmp_path / "state.db")
     persistence.migrate(store)
-    firing = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW)
+    firing = InstanceState(
+        AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW, unavailable_since=NOW
+    )
     rows = [
         Instance("cdn-5xx-share", (("stack", "a"),), {}, "f1", state=firing),
         Instance("cma-5xx-share", (("stack", "a"),), {}, "f2", state=firing),

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from agent.collect.errors import AuthenticationFailed
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import SOURCE_DOWN, Engine
 from agent.evaluate.sources import MemorySource
@@ -267,3 +268,44 @@ def test_an_edited_anomaly_condition_starts_a_new_baseline():
     engine.set_rules([rule(ANOMALY_RULE.format(sensitivity=2.0))])
     fresh = engine.instances["unusual"][()].tracker
     assert fresh is not learned and fresh.to_state() != learned.to_state()
+
+
+def test_a_firing_instance_stays_firing_and_is_annotated_while_its_data_is_unavailable():
+    rows = status_rows("s1", [100] * 10, [50] * 10) + status_rows("s2", [100] * 10, [0] * 10)
+    source = CountingSource(MemorySource(rows))
+    engine = Engine([rule(STATUS_RULE.format(name="r", for_="0s"))], source)
+    engine.evaluate(T0 + 5 * MIN)
+    source.error = RuntimeError("API unreachable")
+    report = engine.evaluate(T0 + 6 * MIN)
+    assert [t.rule for t in report.transitions if t.rule == "r"] == ["r"]  # s2 only
+    assert states(engine, "r") == {"s1": AlertState.FIRING, "s2": AlertState.ERROR}
+    firing = engine.instances["r"][(("stack", "s1"),)]
+    assert firing.annotations["data_unavailable"].startswith(
+        f"data unavailable since {(T0 + 6 * MIN).isoformat()}"
+    )
+    source.error = None
+    engine.evaluate(T0 + 7 * MIN)
+    assert "data_unavailable" not in firing.annotations
+    assert firing.state.state is AlertState.FIRING  # the data still breaches
+
+
+class _RefusingOne(CountingSource):
+    """Refuses the credential for one query family only."""
+
+    def fetch(self, request):
+        if "http-statuses" in repr(request):
+            raise AuthenticationFailed("token revoked", status=401)
+        return super().fetch(request)
+
+
+def test_an_auth_failure_on_any_query_is_a_source_down():
+    rows = status_rows("s1", [100] * 10, [0] * 10) + bandwidth([100.0] * 75)
+    other = CHANGE_RULE.format(mode="percent", value=50, min_reference=0)
+    engine = Engine(
+        [rule(STATUS_RULE.format(name="r", for_="0s")), rule(other)],
+        _RefusingOne(MemorySource(rows)),
+    )
+    report = engine.evaluate(T0 + 71 * MIN)
+    (down,) = [t for t in report.transitions if t.rule == SOURCE_DOWN]
+    assert down.state is AlertState.FIRING
+    assert "token revoked" in down.annotations["summary"]

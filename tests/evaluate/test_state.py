@@ -71,9 +71,24 @@ def test_resolved_fires_again_on_a_new_breach_with_a_new_episode():
 
 @pytest.mark.parametrize("verdict,target", [(X, AlertState.NODATA), (E, AlertState.ERROR)])
 def test_nodata_and_error_are_states_of_their_own(verdict, target):
-    state, states = run([B, verdict, verdict, C])
-    assert states == [F, target, target, INACT]
+    state, states = run([C, verdict, verdict, C])
+    assert states == [INACT, target, target, INACT]
     assert state.firing_since is None
+
+
+@pytest.mark.parametrize("verdict", [X, E])
+def test_firing_stays_firing_while_its_data_is_unavailable(verdict):
+    state, states = run([B, verdict, verdict])
+    assert states == [F, F, F]
+    assert state.firing_since == T0  # the same episode: nothing to announce again
+    assert state.unavailable_since == T0 + MIN  # the first blind evaluation, kept
+
+
+@pytest.mark.parametrize("verdict", [X, E])
+def test_only_data_resolves_a_firing_alert_that_went_blind(verdict):
+    state, states = run([B, verdict, B, verdict, C, C], clear_for=MIN)
+    assert states == [F, F, F, F, F, R]
+    assert state.unavailable_since is None  # data came back before the resolution
 
 
 def test_error_message_is_kept_on_the_state():

@@ -117,20 +117,39 @@ def test_flapping_inside_group_wait_sends_nothing(make_notifier, alerts, clock, 
     assert notifier.outbox_counts() == {}
 
 
-def test_nodata_and_error_states_notify_and_new_episode_notifies_again(
+def test_nodata_and_error_are_silent_unless_a_route_asks(
     make_notifier, alerts, clock, http_receiver
 ):
     notifier = make_notifier(config(http_receiver))
     notifier.submit([alerts.t("HighErrors", "nodata", stack="prod", value=None)])
+    notifier.submit([alerts.t("LowTraffic", "error", stack="prod", value=None)])
     run_beat(notifier, clock, 30)
+    run_beat(notifier, clock, 300)
+    assert http_receiver.posts() == []
+    notifier.submit([alerts.t("HighErrors", "inactive", stack="prod", value=None)])
+    run_beat(notifier, clock, 300)
+    assert http_receiver.posts() == []  # no resolution for what nobody was told
+
+
+def test_routes_asking_for_nodata_and_error_get_their_own_titles_and_new_episodes(
+    make_notifier, alerts, clock, http_receiver
+):
+    notifier = make_notifier(config(http_receiver, send_nodata=True, send_error=True))
+    notifier.submit([alerts.t("HighErrors", "nodata", stack="prod", value=None)])
+    notifier.submit([alerts.t("LowTraffic", "error", stack="prod", value=None)])
+    run_beat(notifier, clock, 30)
+    assert sorted(p["title"] for p in http_receiver.posts()) == [
+        "[ERROR] LowTraffic",
+        "[NO DATA] HighErrors",
+    ]
     notifier.submit([alerts.t("HighErrors", "firing", stack="prod")])
     run_beat(notifier, clock, 300)
     notifier.submit([alerts.t("HighErrors", "resolved", stack="prod")])
     run_beat(notifier, clock, 300)
     notifier.submit([alerts.t("HighErrors", "firing", stack="prod")])
     run_beat(notifier, clock, 300)
-    messages = [p["message"].split("\n")[0] for p in http_receiver.posts()]
-    assert [m.split("]")[0] for m in messages] == ["[NODATA", "[FIRING", "[RESOLVED", "[FIRING"]
+    titles = [p["title"] for p in http_receiver.posts()[2:]]
+    assert titles == ["[FIRING:1] HighErrors", "[RESOLVED] HighErrors", "[FIRING:1] HighErrors"]
 
 
 def test_next_due_and_housekeeping(make_notifier, alerts, clock, http_receiver):

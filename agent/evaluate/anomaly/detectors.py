@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
 
 from agent.evaluate.anomaly.condition import AnomalyCondition
+from agent.evaluate.anomaly.tail import tail_bounds
 from agent.evaluate.anomaly.windows import SortedWindow
 
 #: band half-width of the Gaussian-style methods at sensitivity 1, in robust standard
@@ -557,3 +558,114 @@ DETECTORS: dict[str, type[Detector]] = {
 
 def build_detector(condition: AnomalyCondition) -> Detector:
     return DETECTORS[condition.method](condition)
+
+
+# --- evt: extreme-value bands on two deviations --------------------------------------------
+
+#: evt: points in the rolling median the jump deviation is measured from.
+LOCAL_POINTS = 10
+#: evt: per-point probability of a deviation beyond the band, at sensitivity 1.
+BASE_RISK = 1e-3
+#: evt: the band reaches at least this many IQRs of the deviations past the largest seen.
+IQR_FLOOR = 0.5
+REFIT_EVERY = 16
+
+
+class TailBand:
+    """Extreme-value band of one deviation series, refitted every few points."""
+
+    def __init__(self, history: int, risk: float) -> None:
+        self.window = SortedWindow(history)
+        self.risk = risk
+        self.bounds: tuple[float, float] | None = None
+        self.age = REFIT_EVERY
+
+    def judge(self, deviation: float) -> tuple[float, float] | None:
+        bounds = self.bounds
+        if bounds is None or self.age >= REFIT_EVERY or not bounds[0] < deviation < bounds[1]:
+            ordered = self.window._sorted
+            n = len(ordered)
+            floor = IQR_FLOOR * (ordered[(3 * n) // 4] - ordered[n // 4]) if n else 0.0
+            self.bounds = bounds = tail_bounds(self.window, self.risk, floor)
+            self.age = 0
+        self.age += 1
+        return bounds
+
+    def absorb(self, deviation: float, bounds: tuple[float, float] | None) -> None:
+        self.window.add(deviation)
+
+
+class EvtDetector(Detector):
+    """Extreme-value bands on the jump from the recent median and on the seasonal residual."""
+
+    kind = "evt"
+
+    def __init__(self, condition: AnomalyCondition) -> None:
+        super().__init__(condition)
+        risk = BASE_RISK * condition.sensitivity
+        self.jump = TailBand(condition.history, risk)
+        self.level = TailBand(condition.history, risk)
+        self.residual = TailBand(condition.history, risk)
+        self.recent: deque[float] = deque(maxlen=LOCAL_POINTS)
+        season = condition.season.total_seconds() if condition.season else 86400.0
+        self.profile = SeasonalProfile(season)
+
+    def step(self, at: datetime, value: float) -> Estimate | None:
+        recent = self.recent
+        best: Estimate | None = None
+        if recent:
+            ordered = sorted(recent)
+            n = len(ordered)
+            base = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
+            deviation = value - base
+            bounds = self.jump.judge(deviation)
+            if bounds is not None:
+                lower, upper = base + bounds[0], base + bounds[1]
+                best = Estimate(base, lower, upper, _score(value, base, lower, upper))
+            self.jump.absorb(deviation, bounds)
+        recent.append(value)
+        ordered = sorted(recent)
+        n = len(ordered)
+        level = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
+        bounds = self.level.judge(level)
+        if bounds is not None:
+            middle = self.level.window.median()
+            by_level = Estimate(middle, bounds[0], bounds[1], _score(level, middle, *bounds))
+            if best is None or abs(by_level.score) > abs(best.score):
+                best = by_level
+        self.level.absorb(level, bounds)
+        index, seasonal = self.profile.expected(at)
+        if seasonal is not None:
+            residual = value - seasonal
+            bounds = self.residual.judge(residual)
+            if bounds is not None:
+                lower, upper = seasonal + bounds[0], seasonal + bounds[1]
+                by_season = Estimate(seasonal, lower, upper, _score(value, seasonal, lower, upper))
+                if best is None or abs(by_season.score) > abs(best.score):
+                    best = by_season
+                self.profile.absorb(index, min(max(value, lower), upper))
+            else:
+                self.profile.absorb(index, value)
+            self.residual.absorb(residual, bounds)
+        else:
+            self.profile.absorb(index, value)
+        return best
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "jump": self.jump.window.values(),
+            "level": self.level.window.values(),
+            "residual": self.residual.window.values(),
+            "recent": list(self.recent),
+            "profile": self.profile.to_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.jump.window = SortedWindow(self.jump.window.size, state["jump"])
+        self.level.window = SortedWindow(self.level.window.size, state["level"])
+        self.residual.window = SortedWindow(self.residual.window.size, state["residual"])
+        self.recent = deque((float(x) for x in state["recent"]), maxlen=LOCAL_POINTS)
+        self.profile.load_state(state["profile"])
+
+
+DETECTORS["evt"] = EvtDetector

@@ -567,7 +567,7 @@ LOCAL_POINTS = 10
 #: evt: per-point probability of a deviation beyond the band, at sensitivity 1.
 BASE_RISK = 1e-3
 #: evt: the band reaches at least this many IQRs of the deviations past the largest seen.
-IQR_FLOOR = 0.5
+IQR_FLOOR = 1.0
 REFIT_EVERY = 16
 
 

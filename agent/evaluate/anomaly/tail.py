@@ -22,6 +22,7 @@ MIN_PEAKS = 8
 #: -1/2 the fitted distribution ends so close to the largest excess that any value beyond
 #: the peaks seen would be anomalous.
 XI_MIN, XI_MAX = -0.5, 0.5
+SEEN_RANK = 0
 
 
 def exceedance_level(peaks: list[float], base: float, tail: float) -> float:
@@ -62,4 +63,4 @@ def tail_bounds(window: SortedWindow, risk: float, floor: float) -> tuple[float,
     upper = high_base + exceedance_level(ordered[n - k :], high_base, tail)
     low_base = ordered[k]
     lower = low_base - exceedance_level([-x for x in ordered[:k]], -low_base, tail)
-    return min(lower, ordered[0] - floor), max(upper, ordered[-1] + floor)
+    return min(lower, ordered[SEEN_RANK] - floor), max(upper, ordered[-1 - SEEN_RANK] + floor)

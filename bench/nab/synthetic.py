@@ -114,7 +114,11 @@ def anomalous_series() -> list[Synthetic]:
         _inject("level shift down, sine", sine, lambda t, v: v - 30.0),
         _inject("spike, sine", sine, lambda t, v: v + 60.0 if t == 0 else v),
         _inject("flat stretch, sine", sine, lambda t, v: 50.0 if t < DAY // 2 else v),
-        _inject("noise grows, noisy flat", noisy, lambda t, v: 50.0 + 5.0 * (v - 50.0)),
+        _inject(
+            "noise grows for a day, noisy flat",
+            noisy,
+            lambda t, v: 50.0 + 5.0 * (v - 50.0) if t < DAY else v,
+        ),
         _inject(
             "burst, low counts",
             counts,

@@ -10,6 +10,7 @@ same risk yields a narrow band on a quiet series and a wide one on a bursty seri
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from operator import mul
 
 from agent.evaluate.anomaly.windows import SortedWindow
@@ -22,7 +23,6 @@ MIN_PEAKS = 8
 #: -1/2 the fitted distribution ends so close to the largest excess that any value beyond
 #: the peaks seen would be anomalous.
 XI_MIN, XI_MAX = -0.5, 0.5
-SEEN_RANK = 0
 
 
 def exceedance_level(peaks: list[float], base: float, tail: float) -> float:
@@ -49,8 +49,9 @@ def exceedance_level(peaks: list[float], base: float, tail: float) -> float:
 def tail_bounds(window: SortedWindow, risk: float, floor: float) -> tuple[float, float] | None:
     """Lower and upper deviations each exceeded with probability ``risk`` per point.
 
-    Each bound lies at least ``floor`` beyond the most extreme deviation of its fit, so a
-    flat or quantized tail (all peaks equal) does not turn the next step into an anomaly.
+    Each bound lies beyond the most extreme deviation in the window by at least ``floor``
+    and at least the tail's smallest step between distinct values: what the window holds
+    is not news, nor is the next count up on a quantized series.
     ``None`` while the window holds too few values to fit a tail on each side.
     """
     ordered = window._sorted  # read-only access on the hot path
@@ -63,4 +64,12 @@ def tail_bounds(window: SortedWindow, risk: float, floor: float) -> tuple[float,
     upper = high_base + exceedance_level(ordered[n - k :], high_base, tail)
     low_base = ordered[k]
     lower = low_base - exceedance_level([-x for x in ordered[:k]], -low_base, tail)
-    return min(lower, ordered[SEEN_RANK] - floor), max(upper, ordered[-1 - SEEN_RANK] + floor)
+    low_step = max(floor, _quantum(ordered[: k + 1]))
+    high_step = max(floor, _quantum(ordered[n - 1 - k :]))
+    return min(lower, ordered[0] - low_step), max(upper, ordered[-1] + high_step)
+
+
+def _quantum(ordered: list[float]) -> float:
+    """Smallest positive gap between sorted values: one count, for counts."""
+    gaps = [b - a for a, b in pairwise(ordered) if b > a]
+    return min(gaps) if gaps else 0.0

@@ -590,17 +590,17 @@ class TailBand:
         self.age += 1
         return bounds
 
-    def estimate(self, expected: float, value: float, deviation: float) -> Estimate | None:
-        """Judge ``deviation`` (of ``value`` from ``expected``) and remember it."""
+    def observe(self, deviation: float) -> tuple[float, float] | None:
+        """The bounds ``deviation`` is judged by; then it joins the history (``lag`` late)."""
         bounds = self.judge(deviation, self.floor)
-        pending = self.pending
-        pending.append(deviation)
-        if len(pending) > self.lag:
-            self.window.add(pending.popleft())
-        if bounds is None:
-            return None
-        lower, upper = expected + bounds[0], expected + bounds[1]
-        return Estimate(expected, lower, upper, _score(value, expected, lower, upper))
+        if self.lag:
+            pending = self.pending
+            pending.append(deviation)
+            if len(pending) > self.lag:
+                self.window.add(pending.popleft())
+        else:
+            self.window.add(deviation)
+        return bounds
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -639,6 +639,7 @@ class EvtDetector(Detector):
         self.level = TailBand(condition.history, risk)
         self.residual = TailBand(condition.history, risk, SEASONAL_LAG)
         self.recent: deque[float] = deque(maxlen=LEVEL_POINTS)
+        self.local: deque[float] = deque(maxlen=LOCAL_POINTS)
         self.total = 0.0
         season = condition.season.total_seconds() if condition.season else 86400.0
         self.profile = SeasonalProfile(season)
@@ -662,31 +663,41 @@ class EvtDetector(Detector):
             self._refloor()
         self.steps += 1
         recent = self.recent
-        candidates: list[Estimate | None] = []
+        # The band furthest exceeded speaks for the point.
+        best: Estimate | None = None
+        strongest = -1.0
         if recent:
-            local = sorted(list(recent)[-LOCAL_POINTS:])
+            local = sorted(self.local)
             n = len(local)
             base = (local[(n - 1) // 2] + local[n // 2]) / 2.0
-            candidates.append(self.jump.estimate(base, value, value - base))
+            bounds = self.jump.observe(value - base)
+            if bounds is not None:
+                lower, upper = base + bounds[0], base + bounds[1]
+                score = _score(value, base, lower, upper)
+                best, strongest = Estimate(base, lower, upper, score), abs(score)
         if len(recent) == LEVEL_POINTS:
             self.total -= recent[0]
         recent.append(value)
+        self.local.append(value)
         self.total += value
         mean = self.total / len(recent)
         # The level band is in the series' own units: its window holds the means themselves.
-        middle = self.level.window.median() if len(self.level.window) else mean
-        by_level = self.level.estimate(0.0, mean, mean)
-        if by_level is not None:
-            lower, upper = by_level.lower, by_level.upper
-            candidates.append(Estimate(middle, lower, upper, _score(mean, middle, lower, upper)))
+        bounds = self.level.observe(mean)
+        if bounds is not None:
+            middle = self.level.window.median()
+            score = _score(mean, middle, bounds[0], bounds[1])
+            if abs(score) > strongest:
+                best, strongest = Estimate(middle, bounds[0], bounds[1], score), abs(score)
         index, seasonal = self.profile.expected(at)
         if seasonal is not None:
-            by_season = self.residual.estimate(seasonal, value, value - seasonal)
-            if self.seasonal:
-                candidates.append(by_season)
+            bounds = self.residual.observe(value - seasonal)
+            if bounds is not None and self.seasonal:
+                lower, upper = seasonal + bounds[0], seasonal + bounds[1]
+                score = _score(value, seasonal, lower, upper)
+                if abs(score) > strongest:
+                    best = Estimate(seasonal, lower, upper, score)
         self.profile.absorb(index, value)
-        judged = [c for c in candidates if c is not None]
-        return max(judged, key=lambda e: abs(e.score)) if judged else None
+        return best
 
     def _bands(self) -> tuple[tuple[str, TailBand], ...]:
         return (("jump", self.jump), ("level", self.level), ("residual", self.residual))
@@ -705,6 +716,7 @@ class EvtDetector(Detector):
         for key, band in self._bands():
             band.load_state(state[key])
         self.recent = deque((float(x) for x in state["recent"]), maxlen=LEVEL_POINTS)
+        self.local = deque(self.recent, maxlen=LOCAL_POINTS)
         self.total = float(state["total"])
         self.profile.load_state(state["profile"])
         self.steps = int(state["steps"])

@@ -10,7 +10,7 @@ same risk yields a narrow band on a quiet series and a wide one on a bursty seri
 from __future__ import annotations
 
 import math
-from itertools import pairwise
+from bisect import bisect_left, bisect_right
 from operator import mul
 
 from agent.evaluate.anomaly.windows import SortedWindow
@@ -50,8 +50,8 @@ def tail_bounds(window: SortedWindow, risk: float, floor: float) -> tuple[float,
     """Lower and upper deviations each exceeded with probability ``risk`` per point.
 
     Each bound lies beyond the most extreme deviation in the window by at least ``floor``
-    and at least the tail's smallest step between distinct values: what the window holds
-    is not news, nor is the next count up on a quantized series.
+    and at least the step from that extreme to the next distinct value: what the window
+    holds is not news, nor is the next count up on a quantized series.
     ``None`` while the window holds too few values to fit a tail on each side.
     """
     ordered = window._sorted  # read-only access on the hot path
@@ -64,12 +64,10 @@ def tail_bounds(window: SortedWindow, risk: float, floor: float) -> tuple[float,
     upper = high_base + exceedance_level(ordered[n - k :], high_base, tail)
     low_base = ordered[k]
     lower = low_base - exceedance_level([-x for x in ordered[:k]], -low_base, tail)
-    low_step = max(floor, _quantum(ordered[: k + 1]))
-    high_step = max(floor, _quantum(ordered[n - 1 - k :]))
-    return min(lower, ordered[0] - low_step), max(upper, ordered[-1] + high_step)
-
-
-def _quantum(ordered: list[float]) -> float:
-    """Smallest positive gap between sorted values: one count, for counts."""
-    gaps = [b - a for a, b in pairwise(ordered) if b > a]
-    return min(gaps) if gaps else 0.0
+    lowest, highest = ordered[0], ordered[-1]
+    # The step between the extreme and the next distinct value: one count, for counts.
+    above = bisect_right(ordered, lowest)
+    low_step = max(floor, ordered[above] - lowest if above < n else 0.0)
+    below = bisect_left(ordered, highest)
+    high_step = max(floor, highest - ordered[below - 1] if below > 0 else 0.0)
+    return min(lower, lowest - low_step), max(upper, highest + high_step)

@@ -549,7 +549,8 @@ class AutoDetector(Detector):
 
 #: evt: points in the rolling median the jump is measured from.
 LOCAL_POINTS = 10
-#: evt: points in the rolling mean judged for sustained shifts.
+#: evt: points in the rolling median judged for sustained shifts (a spike shorter than
+#: half of it does not move it, so the alert ends with the spike).
 LEVEL_POINTS = 24
 #: evt: per-point probability of a deviation beyond the band's tail fit, at sensitivity 1.
 BASE_RISK = 1e-3
@@ -640,7 +641,6 @@ class EvtDetector(Detector):
         self.residual = TailBand(condition.history, risk, SEASONAL_LAG)
         self.recent: deque[float] = deque(maxlen=LEVEL_POINTS)
         self.local: deque[float] = deque(maxlen=LOCAL_POINTS)
-        self.total = 0.0
         season = condition.season.total_seconds() if condition.season else 86400.0
         self.profile = SeasonalProfile(season)
         self.steps = 0
@@ -675,17 +675,16 @@ class EvtDetector(Detector):
                 lower, upper = base + bounds[0], base + bounds[1]
                 score = _score(value, base, lower, upper)
                 best, strongest = Estimate(base, lower, upper, score), abs(score)
-        if len(recent) == LEVEL_POINTS:
-            self.total -= recent[0]
         recent.append(value)
         self.local.append(value)
-        self.total += value
-        mean = self.total / len(recent)
-        # The level band is in the series' own units: its window holds the means themselves.
-        bounds = self.level.observe(mean)
+        ordered = sorted(recent)
+        n = len(ordered)
+        level = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
+        # The level band is in the series' own units: its window holds the levels themselves.
+        bounds = self.level.observe(level)
         if bounds is not None:
             middle = self.level.window.median()
-            score = _score(mean, middle, bounds[0], bounds[1])
+            score = _score(level, middle, bounds[0], bounds[1])
             if abs(score) > strongest:
                 best, strongest = Estimate(middle, bounds[0], bounds[1], score), abs(score)
         index, seasonal = self.profile.expected(at)
@@ -706,7 +705,6 @@ class EvtDetector(Detector):
         return {
             **{key: band.to_state() for key, band in self._bands()},
             "recent": list(self.recent),
-            "total": self.total,
             "profile": self.profile.to_state(),
             "steps": self.steps,
             "seasonal": self.seasonal,
@@ -717,7 +715,6 @@ class EvtDetector(Detector):
             band.load_state(state[key])
         self.recent = deque((float(x) for x in state["recent"]), maxlen=LEVEL_POINTS)
         self.local = deque(self.recent, maxlen=LOCAL_POINTS)
-        self.total = float(state["total"])
         self.profile.load_state(state["profile"])
         self.steps = int(state["steps"])
         self.seasonal = bool(state["seasonal"])

@@ -622,7 +622,7 @@ class TailBand:
 
 
 class EvtDetector(Detector):
-    """Extreme-value bands on a point's jump, on the short mean and on the seasonal residual.
+    """Extreme-value bands on the jump, on the 24-point median and on the seasonal residual.
 
     Each band is where a deviation becomes rarer than ``risk`` per point by a peaks-over-
     threshold fit of its own history, and never inside the largest deviation of that

@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-MessageKind = Literal["alert", "ack", "test", "deadletter"]
+#: ``remediation``: what Stackwatch did about an alert (free text), on the alert's channels.
+MessageKind = Literal["alert", "ack", "test", "deadletter", "remediation"]
 #: notification states: what a channel was told about an alert.
 NotifyState = Literal["firing", "nodata", "error", "resolved"]
 
@@ -64,7 +65,7 @@ class Message:
     #: for acks: who and why.
     ack_by: str | None = None
     ack_comment: str | None = None
-    #: free text for test and dead-letter messages.
+    #: free text for test, dead-letter and remediation messages.
     text: str | None = None
 
     @property

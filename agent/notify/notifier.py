@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -184,6 +185,30 @@ class Notifier:
                 key = idempotency_key(channel, "ack", fingerprint, [snapshot], kind="ack")
                 self.outbox.enqueue(conn, channel, message, key)
         log.info("alert_acknowledged", fingerprint=fingerprint, by=by, channels=channels)
+        return channels
+
+    def announce(self, fingerprint: str, text: str) -> list[str]:
+        """Queue a notice about an alert (what remediation did) for the channels of its
+        routes, silenced or not: an action on production is always told. Returns them."""
+        now = self._now()
+        with self.store.tx() as conn:
+            alert = storage.alert(conn, fingerprint)
+            if alert is None:
+                return []
+            snapshot = alert.snapshot()
+            routes = self.dispatcher.routes_for(alert)
+            channels = sorted({channel for route in routes for channel in route.channels})
+            message = Message(
+                kind="remediation",
+                created_at=now,
+                alerts=[snapshot],
+                route_id=routes[0].id if routes else None,
+                text=text,
+            )
+            for channel in channels:
+                subject = hashlib.sha256(f"{now}:{text}".encode()).hexdigest()[:16]
+                key = idempotency_key(channel, fingerprint, subject, [snapshot], kind="remediation")
+                self.outbox.enqueue(conn, channel, message, key)
         return channels
 
     # -- silences ---------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _band(annotations: dict[str, str]) -> str | None:
 
 
 def _notify_type(message: Message, alerts: list[AlertSnapshot]) -> str:
-    if message.kind in ("ack", "test"):
+    if message.kind in ("ack", "test", "remediation"):
         return "info"
     if message.kind == "deadletter":
         return "warning"
@@ -266,6 +266,7 @@ class Renderer:
             "text_title": {
                 "test": "Stackwatch test notification",
                 "deadletter": "Stackwatch: notification undeliverable",
+                "remediation": f"Stackwatch remediation: {', '.join(names[:3])}",
             }.get(message.kind, "Stackwatch"),
             "link": self._default_link,
             "now": datetime.fromtimestamp(message.created_at, UTC).isoformat(),

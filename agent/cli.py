@@ -109,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from agent.daemon import cli as state_cli
     from agent.notify import cli as notify_cli
+    from agent.remediate import cli as remediate_cli
 
     notify_cli.add_arguments(commands)
     state_cli.add_arguments(commands)
-    for name in ("notify-test", "silence", "ack", "audit"):
+    remediate_cli.add_arguments(commands)
+    for name in ("notify-test", "silence", "ack", "audit", "automations"):
         for parser_for in _leaf_parsers(commands.choices[name]):
             _config_option(parser_for)
             parser_for.set_defaults(handler=cmd_with_settings)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
 from agent.collect import Clients, build_clients
@@ -18,9 +18,13 @@ from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
-from agent.notify import Notifier
 from agent.notify.config import RouteConfig
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify import Notifier
+    from agent.remediate.records import AlertContext
+    from agent.remediate.runner import Observe, Remediator
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -37,6 +41,7 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[Problem] = []
     route_names = _route_names(settings.notify.route)
+    action_names = {action.name for action in settings.remediate.actions}
     for item in loaded:
         try:
             rules.append(resolve_stacks(item.rule, settings.contentstack.stacks))
@@ -50,6 +55,19 @@ def load_rule_set(settings: Settings) -> list[Rule]:
                     item.line,
                     f"rule[{item.rule.name}].routes",
                     f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
+                )
+            )
+        # a rule may name actions of a remediation that is off (the shipped rules do);
+        # once it is on, a name without its action is a typo that would act never
+        unknown_actions = [name for name in item.rule.actions if name not in action_names]
+        if unknown_actions and settings.remediate.enabled:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line,
+                    f"rule[{item.rule.name}].actions",
+                    f"no action named {', '.join(map(repr, unknown_actions))} "
+                    "in [[remediate.actions]]",
                 )
             )
     if problems:
@@ -81,13 +99,15 @@ class Pipeline:
     engine: Engine
     #: None where nothing is sent (``once`` without ``--notify``, ``backtest``).
     notifier: Notifier | None = None
+    #: None where nothing is sent; the daemon runs what it queues on its beat.
+    remediator: Remediator | None = None
     #: rule name -> what its persisted state is about (``Rule.state_identity``).
     rule_hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def reactors(self) -> list[Reactor]:
         """The stages after evaluate, in order; a new stage appends itself here."""
-        return [self.notifier] if self.notifier is not None else []
+        return [stage for stage in (self.notifier, self.remediator) if stage is not None]
 
     def react(self, transitions: Sequence[Transition]) -> None:
         """Hand a cycle's transitions to every later stage. Call inside ``store.tx()``."""
@@ -114,13 +134,15 @@ def build_pipeline(
     store: Store | None = None,
     previous: Pipeline | None = None,
     observe_api: Callable[[str, int], None] | None = None,
+    observe_remediation: Observe | None = None,
 ) -> Pipeline:
     """Clients, source, engine and, given a ``store``, the notifier. ``network_clock``
     paces requests (rate limit, retries, job polling) when it must differ from the clock
     of the monitored world: the demo speeds up the world, but 10 requests per second stay
     10 per real second. Parts of a ``previous`` pipeline whose settings did not change are
     reused (open connections, caches); its alert state moves over with ``take_over``.
-    ``observe_api`` hears every API answer (endpoint, status) of new clients."""
+    ``observe_api`` hears every API answer (endpoint, status) of new clients,
+    ``observe_remediation`` every remediation outcome (action, outcome)."""
     problem = settings.contentstack.credentials_problem()
     if problem:
         raise ConfigError([problem])
@@ -129,6 +151,8 @@ def build_pipeline(
     if previous is not None and previous.notifier and previous.settings.notify == settings.notify:
         notifier = previous.notifier
     elif store is not None:
+        from agent.notify import Notifier  # Apprise comes with it: only where it sends
+
         notifier = Notifier(settings.notify, store, clock)
     if previous is not None and previous.settings.contentstack == settings.contentstack:
         clients, source = previous.clients, previous.engine.source
@@ -146,4 +170,26 @@ def build_pipeline(
         stack_names={key: name for name, key in settings.contentstack.stacks.items()},
     )
     hashes = {rule.name: rule.state_identity() for rule in rules}
-    return Pipeline(settings, clients, engine, notifier, hashes)
+    remediator = None
+    if store is not None:  # built anew: it reads this pipeline's engine and clients
+        from agent.remediate.health import EngineHealth
+        from agent.remediate.runner import Remediator
+
+        remediator = Remediator(
+            settings.remediate,
+            store,
+            clock,
+            clients.automations,
+            clients.trigger,
+            health=EngineHealth(lambda: engine),
+            announce=_announcer(notifier),
+            observe=observe_remediation,
+        )
+    return Pipeline(settings, clients, engine, notifier, remediator, hashes)
+
+
+def _announcer(notifier: Notifier | None) -> Callable[[AlertContext, str], object] | None:
+    """Remediation tells the alert's channels what it did."""
+    if notifier is None:
+        return None
+    return lambda alert, text: notifier.announce(alert.fingerprint, text)

@@ -10,9 +10,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_demo_fires_and_resolves_the_cdn_spike_through_apprise(tmp_path):
     # From an empty directory, as an installed tool runs; the duration is only a bound:
-    # the demo ends by itself once its incidents are over and every alert has cleared.
+    # the demo ends by itself once its incidents are over and every alert has cleared. At
+    # its default speed a busy machine still evaluates every simulated minute or two.
     result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "demo", "--duration", "150", "--speed", "180"],
+        [sys.executable, "-m", "agent.cli", "demo", "--duration", "150"],
         capture_output=True,
         text=True,
         timeout=200,
@@ -27,6 +28,19 @@ def test_demo_fires_and_resolves_the_cdn_spike_through_apprise(tmp_path):
     assert lines.index(firing[0]) < lines.index(resolved[0])
     assert "on stack Website" in firing[0]
     assert "Traceback" not in result.stderr
+    # remediation: the cache-hit drop runs the purge automation by its trigger; the failing
+    # automation is disabled, then re-enabled on resolve; each with its verification
+    purge = [line for line in lines if "ran automation Purge CDN cache through its HTTP" in line]
+    assert len(purge) == 1 and ": success." in purge[0], result.stdout
+    disabled = [
+        line for line in lines if "Stackwatch disabled automation Notify on publish" in line
+    ]
+    enabled = [
+        line for line in lines if "Stackwatch re-enabled automation Notify on publish" in line
+    ]
+    assert len(disabled) == len(enabled) == 1, result.stdout
+    assert "reads back inactive" in disabled[0] and "reads back active" in enabled[0]
+    assert lines.index(disabled[0]) < lines.index(enabled[0])
     assert lines[-2] == "The scenario's incidents are over and every alert has cleared."
     assert lines[-1].startswith("Demo over:")
 

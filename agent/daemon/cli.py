@@ -1,5 +1,5 @@
 """``stackwatch`` sub-commands that change or inspect the agent's state: silence
-add/list/expire, ack, audit.
+add/list/expire, ack, audit (the operators' trail and remediation's actions).
 
 They go through ``operations`` like the HTTP API does, so a silence or ack made here
 writes the same audit row. They work on the state file, whether or not the daemon runs:
@@ -14,7 +14,6 @@ and ``.agent`` (an AgentSettings: the state file and the clock).
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,10 @@ from agent.clock import shared_clock
 from agent.daemon import persistence
 from agent.daemon.operations import OperationError, Operations
 from agent.durations import format_duration, parse_duration
-from agent.notify import Notifier
+from agent.names import operator_name
+from agent.remediate.cli import actions_table
+from agent.remediate.records import Outcome
+from agent.remediate.storage import AuditFilter
 from agent.store import Store
 
 
@@ -61,9 +63,18 @@ def add_arguments(commands: Any) -> None:
     ack_parser.add_argument("--by", default=None, help="who (default: current user)")
     ack_parser.set_defaults(settings_handler=ack)
 
-    audit = commands.add_parser("audit", help="show the audit trail (who changed what)")
+    audit = commands.add_parser(
+        "audit", help="the audit trail (who changed what) and remediation's actions"
+    )
     audit.add_argument("--limit", type=int, default=50, help="how many rows (newest first)")
     audit.add_argument("--format", choices=("table", "json"), default="table")
+    audit.add_argument("--since", default="7d", help="actions this far back (default 7d)")
+    narrow = audit.add_argument_group("only remediation actions, narrowed to")
+    narrow.add_argument("--action", help="this action")
+    narrow.add_argument("--rule", help="actions for this rule")
+    narrow.add_argument("--outcome", choices=[o.value for o in Outcome])
+    narrow.add_argument("--automation", help="this automation (id or title)")
+    narrow.add_argument("--fingerprint", help="actions for this alert")
     audit.set_defaults(settings_handler=audit_trail)
 
 
@@ -72,17 +83,10 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _user(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "stackwatch"
-
-
 @contextmanager
 def _operations(settings: Any) -> Iterator[Operations]:
+    from agent.notify import Notifier  # Apprise comes with it: not for ``--help``
+
     store = Store(settings.agent.state_path)
     try:
         persistence.migrate(store)
@@ -108,7 +112,7 @@ def silence_add(settings: Any, args: argparse.Namespace) -> int:
         try:
             silence = ops.add_silence(
                 list(args.match),
-                actor=_user(args.by),
+                actor=operator_name(args.by),
                 duration=duration,
                 starts_at=args.start,
                 comment=args.comment,
@@ -148,7 +152,7 @@ def silence_list(settings: Any, args: argparse.Namespace) -> int:
 def silence_expire(settings: Any, args: argparse.Namespace) -> int:
     with _operations(settings) as ops:
         try:
-            ops.expire_silence(args.id, actor=_user(args.by))
+            ops.expire_silence(args.id, actor=operator_name(args.by))
         except OperationError as error:
             return _fail(error, 1)
     print(f"silence {args.id} expired")
@@ -158,7 +162,7 @@ def silence_expire(settings: Any, args: argparse.Namespace) -> int:
 def ack(settings: Any, args: argparse.Namespace) -> int:
     with _operations(settings) as ops:
         try:
-            channels = ops.ack(args.fingerprint, actor=_user(args.by), comment=args.comment)
+            channels = ops.ack(args.fingerprint, actor=operator_name(args.by), comment=args.comment)
         except OperationError as error:
             return _fail(error, 1)
     where = ", ".join(channels) if channels else "no channel had been notified yet"
@@ -171,14 +175,41 @@ def audit_trail(settings: Any, args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("error: --limit must be at least 1", file=sys.stderr)
         return 2
+    try:
+        since = parse_duration(args.since)
+    except ValueError as error:
+        print(f"error: --since: {error}", file=sys.stderr)
+        return 2
+    narrowed = any(
+        getattr(args, name) for name in ("action", "rule", "outcome", "automation", "fingerprint")
+    )
     with _operations(settings) as ops:
-        rows = ops.audit_trail(args.limit)
+        rows = [] if narrowed else ops.audit_trail(args.limit)
+        wanted = AuditFilter(
+            since=ops.clock.now() - since,
+            action=args.action,
+            rule=args.rule,
+            outcome=args.outcome,
+            automation=args.automation,
+            fingerprint=args.fingerprint,
+            limit=args.limit,
+        )
+        actions = ops.remediation_actions(wanted)
     if args.format == "json":
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        payload = {"audit": rows, "actions": [record.to_json() for record in actions]}
+        print(json.dumps(payload, indent=2, sort_keys=True))
         return 0
+    if not narrowed:
+        _print_trail(rows)
+        print()
+    print(actions_table(actions) if actions else "no remediation actions")
+    return 0
+
+
+def _print_trail(rows: list[dict[str, Any]]) -> None:
     if not rows:
         print("no audit rows")
-        return 0
+        return
     table = [("AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAIL")]
     table += [
         (
@@ -192,7 +223,6 @@ def audit_trail(settings: Any, args: argparse.Namespace) -> int:
         for row in rows
     ]
     _print_rows(table)
-    return 0
 
 
 def _print_rows(rows: Sequence[tuple[str, ...]]) -> None:

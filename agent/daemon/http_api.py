@@ -22,8 +22,9 @@ import structlog
 from agent.daemon.metrics import CONTENT_TYPE_LATEST
 from agent.daemon.operations import Conflict, Invalid, NotFound, OperationError, Operations
 from agent.durations import parse_duration
-from agent.notify import Silence
+from agent.notify.silence import Silence
 from agent.redact import redact
+from agent.remediate.storage import AuditFilter
 
 log = structlog.get_logger(__name__)
 
@@ -171,8 +172,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(200, {"silences": [_silence_json(s) for s in silences]})
                 elif match := _SAMPLES.match(path):
                     self._json(200, {"samples": ops.samples(match.group(1))})
-                elif path == "/api/v1/audit":
-                    self._json(200, {"audit": ops.audit_trail(_limit(query))})
+                elif path == "/api/v1/audit":  # the operators' trail, remediation's actions
+                    try:
+                        wanted = AuditFilter.from_query(query, ops.clock.now())
+                    except ValueError as error:
+                        raise ApiError(400, str(error)) from None
+                    actions = [record.to_json() for record in ops.remediation_actions(wanted)]
+                    self._json(200, {"audit": ops.audit_trail(_limit(query)), "actions": actions})
                 else:
                     raise ApiError(404, "not found")
                 return

@@ -90,6 +90,9 @@ class Metrics:
         if status == 429:
             self.api_rate_limited.inc()
 
+    def observe_remediation(self, action: str, outcome: str) -> None:
+        self.remediation_actions.labels(action, outcome).inc()
+
     def observe_wait(self, group: str, seconds: float) -> None:
         self.job_wait_seconds.labels(group).observe(seconds)
 

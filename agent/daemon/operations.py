@@ -1,5 +1,5 @@
-"""What an operator can do to a running agent: list alerts, silences and the audit
-trail; add and expire silences; acknowledge alerts.
+"""What an operator can do to a running agent: list alerts, silences, the audit trail and
+remediation's actions; add and expire silences; acknowledge alerts.
 
 One module for both doors — the HTTP API (``http_api``) and the command line
 (``daemon.cli``) — so every change writes its audit row, in the transaction of the
@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock
 from agent.daemon import persistence
 from agent.daemon.status import alert_rows
-from agent.notify import Notifier, Silence
+from agent.notify.silence import Silence
 from agent.redact import redact
+from agent.remediate.records import AuditRecord
+from agent.remediate.storage import AuditFilter, RemediationStorage
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify import Notifier
 
 
 class OperationError(Exception):
@@ -63,6 +68,11 @@ class Operations:
     def audit_trail(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest ``limit`` audit rows, newest first."""
         return persistence.audit_rows(self.store.connection(), limit)
+
+    def remediation_actions(self, wanted: AuditFilter) -> list[AuditRecord]:
+        """Remediation's records (the agent's actions, operators' enable/disable), newest
+        first."""
+        return RemediationStorage(self.store).audit(wanted)
 
     # -- changing ---------------------------------------------------------------------
 

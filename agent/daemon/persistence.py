@@ -250,6 +250,17 @@ def samples(
     ]
 
 
+def instance_rows(conn: sqlite3.Connection, *, include_inactive: bool) -> list[sqlite3.Row]:
+    """Instances for display: the worst states first, then by rule and fingerprint."""
+    where = "" if include_inactive else "WHERE state != 'inactive'"
+    return conn.execute(
+        "SELECT rule, fingerprint, state, labels, value, since, pending_since, firing_since, "
+        f"evaluated_at, error, annotations FROM daemon_instances {where} "
+        "ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'error' THEN 1 WHEN 'nodata' THEN 2 "
+        "WHEN 'pending' THEN 3 ELSE 4 END, rule, fingerprint"
+    ).fetchall()
+
+
 def load(conn: sqlite3.Connection) -> list[StoredInstance]:
     rows = conn.execute("SELECT * FROM daemon_instances ORDER BY rule, instance_key").fetchall()
     return [StoredInstance.from_row(row) for row in rows]

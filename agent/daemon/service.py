@@ -1,4 +1,4 @@
-"""The daemon: collect → evaluate → notify on a schedule, with its state in SQLite.
+"""The daemon: collect → evaluate → notify → remediate on a schedule, with its state in SQLite.
 
 The parts of one configuration are a ``wiring.Pipeline``; a reload builds a new one and
 swaps it whole. What a cycle writes, and in which order, is ``cycle``; what an operator
@@ -87,6 +87,7 @@ class Daemon:
             store=self.store,
             previous=previous,
             observe_api=self.metrics.observe_api,
+            observe_remediation=self.metrics.observe_remediation,
         )
 
     # -- start-up ---------------------------------------------------------------------
@@ -165,6 +166,9 @@ class Daemon:
             log.info("daemon_ready")
 
     def beat(self) -> None:
+        """Deliveries, then remediation: an alert's notice goes out before the notice of
+        what was done about it (which leaves with the next beat)."""
+        pipeline = self.pipeline
         notifier = self.notifier
         try:
             report = notifier.run_once()
@@ -172,6 +176,11 @@ class Daemon:
             self._prune()
         except Exception:
             log.exception("notify_beat_failed")
+        try:
+            if pipeline.remediator is not None:
+                pipeline.remediator.run_once()
+        except Exception:
+            log.exception("remediation_beat_failed")
         self._last_beat = time.monotonic()
 
     def _prune(self) -> None:
@@ -182,6 +191,8 @@ class Daemon:
         with self.store.tx() as conn:
             cutoffs = now - agent.retention, now - agent.sample_retention
             instances, audits = persistence.prune(conn, *cutoffs)
+        if self.pipeline.remediator is not None:
+            self.pipeline.remediator.storage.prune(cutoffs[0].timestamp())
         self._pruned_at = now
         if instances or audits:
             log.info("state_pruned", instances=instances, audit_rows=audits)

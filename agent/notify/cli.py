@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import shared_clock
-from agent.notify.notifier import Notifier
 from agent.redact import redact
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify.notifier import Notifier
 
 
 def add_arguments(commands: Any) -> None:
@@ -29,6 +31,8 @@ def add_arguments(commands: Any) -> None:
 
 
 def _open(settings: Any) -> tuple[Notifier, Store]:
+    from agent.notify.notifier import Notifier  # Apprise comes with it: not for ``--help``
+
     store = Store(settings.agent.state_path)
     try:
         agent = settings.agent  # the daemon's own time, sped up in demos and tests

@@ -126,8 +126,11 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
                 daemon.kill()
 
 
-def _website_spike(sim: Simulator, minutes: int = 2) -> Incident:
-    """A CDN 5xx spike on the Website stack, starting now."""
+def _website_spike(sim: Simulator, minutes: int = 6) -> Incident:
+    """A CDN 5xx spike on the Website stack, starting now.
+
+    Six simulated minutes are six seconds here: long enough that a daemon slowed by a busy
+    machine still evaluates inside it several times."""
     spike = Incident(
         "5xx_spike",
         timedelta(0),

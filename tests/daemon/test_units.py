@@ -329,6 +329,34 @@ def test_http_api_mutations_need_the_token() -> None:
         server.stop()
 
 
+def test_api_silences_land_in_the_audit_trail(tmp_path: Path) -> None:
+    config = _daemon_config(tmp_path)
+    daemon = Daemon(load_settings(config), config)
+    server = ApiServer(daemon, "127.0.0.1", 0, None).start()
+    base = server.url
+    try:
+        silence = {"matchers": ["alertname=kept"], "duration": "1h", "created_by": "ann"}
+        status, body = _call(base + "/api/v1/silences", "POST", silence)
+        assert status == 201 and body["created_by"] == "ann"
+        assert (
+            _call(base + "/api/v1/silences", "POST", {"matchers": ["bad"], "duration": "1h"})[0]
+            == 400
+        )
+        assert _call(base + f"/api/v1/silences/{body['id']}", "DELETE")[0] == 200
+        status, trail = _call(base + "/api/v1/audit?limit=10", "GET")
+        assert status == 200
+        assert [(row["actor"], row["action"]) for row in trail["audit"]] == [
+            ("api@127.0.0.1", "silence_expire"),
+            ("ann", "silence_add"),
+        ]
+        assert {row["detail"]["via"] for row in trail["audit"]} == {"api"}
+        assert _call(base + "/api/v1/audit?limit=zero", "GET")[0] == 400
+    finally:
+        server.stop()
+        daemon.pipeline.close()
+        daemon.store.close()
+
+
 # -- status -----------------------------------------------------------------------------
 
 

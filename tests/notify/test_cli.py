@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from datetime import timedelta
 from types import SimpleNamespace
 
 from agent.clock import SystemClock
@@ -97,7 +98,7 @@ def test_cli_silence_and_ack_show_in_the_audit_trail(tmp_path, http_receiver, al
 
     args = parse(["audit", "--format", "json"])
     assert args.settings_handler(settings, args) == 0
-    trail = json.loads(capsys.readouterr().out)
+    trail = json.loads(capsys.readouterr().out)["audit"]
     assert [(row["actor"], row["action"], row["target"]) for row in trail] == [
         ("dave", "silence_expire", silence_id),
         ("carol", "ack", firing.fingerprint),
@@ -110,3 +111,24 @@ def test_cli_silence_and_ack_show_in_the_audit_trail(tmp_path, http_receiver, al
     assert args.settings_handler(settings, args) == 0
     table = capsys.readouterr().out
     assert "silence_add" in table and "carol" in table
+
+
+def test_announce_tells_the_alerts_channels_even_when_silenced(tmp_path, http_receiver, alerts):
+    settings = settings_for(tmp_path, http_receiver)
+    store = Store(settings.agent.state_path)
+    try:
+        notifier = Notifier(settings.notify, store, SystemClock())
+        firing = alerts.t("Runaway", "firing", automation="a1")
+        notifier.submit([firing])
+        notifier.add_silence(["alertname=Runaway"], duration=timedelta(hours=1), created_by="ann")
+        notifier.run_once()
+        assert http_receiver.posts() == []  # silenced: the alert itself is not told
+        text = "Stackwatch disabled automation a1 in project P because rule Runaway fired."
+        assert notifier.announce(firing.fingerprint, text) == ["hook"]
+        assert notifier.announce("0000000000000000", text) == []  # no such alert
+        notifier.run_once()
+        [post] = http_receiver.posts()
+        assert post["title"] == "Stackwatch remediation: Runaway"
+        assert text in post["message"]
+    finally:
+        store.close()

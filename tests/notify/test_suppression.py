@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.notify.config import MaintenanceWindowConfig
-from agent.notify.silence import MaintenanceWindow
+from agent.notify.config import InhibitRuleConfig, MaintenanceWindowConfig
+from agent.notify.inhibit import Inhibitor, InhibitRule
+from agent.notify.mute import Muting
+from agent.notify.silence import MaintenanceWindow, Silence
+from agent.notify.state import TrackedAlert
 
-from .conftest import json_url, run_beat
+from .conftest import START, json_url, run_beat
 
 
 def config(receiver, **extra):
@@ -196,3 +199,39 @@ def test_critical_inhibits_warning_with_equal_stack(make_notifier, alerts, clock
     run_beat(notifier, clock, 300)
     assert "[RESOLVED] ErrorsCritical" in titles(http_receiver)
     assert any("ErrorsWarning on prod" in p["message"] for p in http_receiver.posts()[2:])
+
+
+def _tracked(fingerprint, name, severity, state="firing"):
+    labels = {"alertname": name, "severity": severity, "stack": "prod"}
+    return TrackedAlert(fingerprint, name, labels, {}, state, episode=1)
+
+
+def test_muting_alone_reports_the_first_reason_and_never_mutes_a_resolution():
+    rule = InhibitRuleConfig(
+        source_matchers=["severity=critical"], target_matchers=["severity=warning"], equal=["stack"]
+    )
+    window = MaintenanceWindow(
+        MaintenanceWindowConfig(
+            name="patch", weekdays=["mon"], start="08:00", end="10:00", matchers=["stack=prod"]
+        )
+    )
+    warning, critical = _tracked("f1", "Slow", "warning"), _tracked("f2", "Down", "critical")
+    everyone = [warning, critical]
+    silence = Silence(
+        "s1", ("alertname=Slow",), START, START + timedelta(hours=1), "bob", "", START
+    )
+    inhibiting = Muting(Inhibitor([InhibitRule.from_config(rule)]), [])
+    assert inhibiting.reason(warning, alerts=everyone, silences=[], now=START) == "inhibited:f2"
+    assert inhibiting.reason(critical, alerts=everyone, silences=[], now=START) is None
+    reason = inhibiting.reason(warning, alerts=everyone, silences=[silence], now=START)
+    assert reason == "silence:s1"  # what an operator did is named before what rules infer
+    later = START + timedelta(hours=2)  # the silence is over
+    assert inhibiting.reason(warning, alerts=everyone, silences=[silence], now=later) == (
+        "inhibited:f2"
+    )
+    in_window = Muting(Inhibitor([InhibitRule.from_config(rule)]), [window])
+    assert in_window.reason(warning, alerts=everyone, silences=[], now=START) == (
+        "maintenance:patch"
+    )
+    resolved = _tracked("f1", "Slow", "warning", state="resolved")
+    assert in_window.reason(resolved, alerts=everyone, silences=[silence], now=START) is None

@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.notify import NotifyConfig
-from agent.notify.channels import Destination
+from agent.notify.destination import Destination
 from agent.notify.message import AlertSnapshot, Message
 from agent.notify.template import Renderer
 

@@ -5,8 +5,12 @@
 #     -v stackwatch-state:/var/lib/stackwatch \
 #     -v "$PWD/config.toml:/etc/stackwatch/config.toml:ro" \
 #     -v "$PWD/rules:/etc/stackwatch/rules:ro" \
+#     -v "$PWD/secrets:/run/secrets:ro" \
 #     -e STACKWATCH_CONTENTSTACK__AUTHTOKEN_FILE=/run/secrets/authtoken \
 #     stackwatch
+# The HTTP API listens on every interface of the container, so it needs a token: put one in
+# secrets/api-token (e.g. `openssl rand -base64 32 > secrets/api-token`); the daemon refuses
+# to start on 0.0.0.0 without it. Mutating calls then need `Authorization: Bearer <token>`.
 # Reload config and rules: docker kill --signal HUP stackwatch
 
 # -- build: a wheel, so the runtime image gets no compiler and no source tree --------------
@@ -23,6 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     # listen on every interface of the container (the host decides what is published)
     STACKWATCH_AGENT__HTTP_BIND=0.0.0.0 \
     STACKWATCH_AGENT__HTTP_PORT=9847 \
+    STACKWATCH_AGENT__API_TOKEN_FILE=/run/secrets/api-token \
     STACKWATCH_AGENT__STATE_PATH=/var/lib/stackwatch/stackwatch.db
 RUN groupadd --system --gid 10001 stackwatch \
     && useradd --system --uid 10001 --gid stackwatch --home-dir /var/lib/stackwatch \

@@ -166,12 +166,17 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from agent.daemon.security import bind_problem
     from agent.daemon.service import Daemon
     from agent.store.db import StoreError
 
     explicit = args.config is not None
     path: Path = args.config or DEFAULT_CONFIG
     settings = _settings(args)
+    problem = bind_problem(settings.agent.http_bind, settings.agent.api_token is not None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         daemon = Daemon(
             settings, path if explicit or path.exists() else None, config_required=explicit

@@ -17,7 +17,7 @@ import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import ConfigError, Settings, load_settings
-from agent.daemon import cycle, persistence, systemd
+from agent.daemon import cycle, persistence, security, systemd
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
 from agent.daemon.locks import SharedExclusiveLock
@@ -116,7 +116,12 @@ class Daemon:
         self.scheduler.add_beat(self.settings.agent.notify_interval, self.beat)
         self.scheduler.start()
         agent = self.settings.agent
-        token = agent.api_token.get_secret_value() if agent.api_token else None
+        # Mutations always need a token: the configured one, else one generated on first start.
+        token = (
+            agent.api_token.get_secret_value()
+            if agent.api_token
+            else security.api_token(self.store.path.parent)
+        )
         self.api = ApiServer(self, agent.http_bind, agent.http_port, token).start()
         rules = len(self.pipeline.rule_hashes)
         with self.store.tx() as conn:

@@ -143,7 +143,7 @@ class ChannelRegistry:
         # Persistent storage lets stateful plugins (Opsgenie keeps the request ids it
         # needs to close an alert) work across sends and restarts.
         if storage_path is not None:
-            storage_path.mkdir(parents=True, exist_ok=True)
+            storage_path.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.asset = apprise.AppriseAsset(storage_path=str(storage_path), storage_mode="flush")
         else:
             self.asset = apprise.AppriseAsset()

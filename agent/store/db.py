@@ -11,6 +11,7 @@ own transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -44,7 +45,11 @@ class Store:
         self.path = Path(path)
         if str(path) == ":memory:":
             raise StoreError("Store needs a file: an in-memory database is private to a thread")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The state holds alert contents and audit trails: private whatever the umask.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            # (SQLite gives its -wal and -shm files the database file's mode)
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []

@@ -64,6 +64,26 @@ def retire(
         persistence.forget(conn, rows)
 
 
+def remediate(pipeline: Pipeline) -> None:
+    """Run what remediation queued, outside any cycle's transaction (it calls the API)."""
+    if pipeline.remediator is None:
+        return
+    try:
+        pipeline.remediator.run_once()
+    except Exception:
+        log.exception("remediation_beat_failed")
+
+
+def prune(pipeline: Pipeline, store: Store, cutoff: datetime, samples_cutoff: datetime) -> None:
+    """Forget what every stage keeps past its retention."""
+    with store.tx() as conn:
+        instances, audits = persistence.prune(conn, cutoff, samples_cutoff)
+    if pipeline.remediator is not None:
+        pipeline.remediator.storage.prune(cutoff.timestamp())
+    if instances or audits:
+        log.info("state_pruned", instances=instances, audit_rows=audits)
+
+
 def log_report(label: str, report: CycleReport, elapsed: float, now: datetime) -> None:
     for transition in report.transitions:
         log.info(

@@ -198,19 +198,14 @@ class Daemon:
     def beat(self) -> None:
         """Deliveries, then remediation: an alert's notice goes out before the notice of
         what was done about it (which leaves with the next beat)."""
-        pipeline = self.pipeline
-        notifier = self.notifier
+        pipeline, notifier = self.pipeline, self.notifier
         try:
             report = notifier.run_once()
             self.metrics.record_delivery(report, notifier.outbox_counts())
             self._prune()
         except Exception:
             log.exception("notify_beat_failed")
-        try:
-            if pipeline.remediator is not None:
-                pipeline.remediator.run_once()
-        except Exception:
-            log.exception("remediation_beat_failed")
+        cycle.remediate(pipeline)
         self._last_beat = time.monotonic()
 
     def _prune(self) -> None:
@@ -218,14 +213,8 @@ class Daemon:
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         agent = self.settings.agent
-        with self.store.tx() as conn:
-            cutoffs = now - agent.retention, now - agent.sample_retention
-            instances, audits = persistence.prune(conn, *cutoffs)
-        if self.pipeline.remediator is not None:
-            self.pipeline.remediator.storage.prune(cutoffs[0].timestamp())
+        cycle.prune(self.pipeline, self.store, now - agent.retention, now - agent.sample_retention)
         self._pruned_at = now
-        if instances or audits:
-            log.info("state_pruned", instances=instances, audit_rows=audits)
 
     # -- reload -----------------------------------------------------------------------
 

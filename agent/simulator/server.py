@@ -259,6 +259,23 @@ class Simulator:
         self._model = TrafficModel(self.scenario)
         return started
 
+    def end_incident(self, incident: Incident) -> Incident:
+        """End a running incident now (what came before stays as it was); returns it ended.
+
+        With it a test lets trouble last until the agent has seen it, then ends it, instead
+        of guessing how long a busy machine needs.
+        """
+        incidents = self.scenario.incidents
+        index = incidents.index(incident)  # ValueError if it is not this simulator's
+        begin, end = incident.window()
+        ended = replace(incident, end=max(begin, min(end, self.clock.now())))
+        if ended.end == begin:  # not started yet: it never happens
+            del incidents[index]
+        else:
+            incidents[index] = ended
+        self._model = TrafficModel(self.scenario)
+        return ended
+
     def clear_faults(self) -> None:
         self._faults.clear()
 

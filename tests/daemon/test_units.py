@@ -216,6 +216,7 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
     config = _daemon_config(tmp_path)
     daemon = Daemon(load_settings(config), config)
     engine = daemon.pipeline.engine
+    clients, notifier = daemon.pipeline.clients, daemon.pipeline.notifier
     key = (("stack", WEBSITE),)
     state = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW)
     engine.instances["kept"][key] = Instance("kept", key, {}, "fp", state=state)
@@ -230,7 +231,10 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
             ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
         )
         assert daemon.reload() is True
-        engine = daemon.pipeline.engine  # the reload swapped in a new pipeline
+        assert daemon.pipeline.engine is not engine  # the reload swapped in a new pipeline
+        # ... reusing what the unchanged settings had built: connections, the notifier
+        assert daemon.pipeline.clients is clients and daemon.pipeline.notifier is notifier
+        engine = daemon.pipeline.engine
         assert sorted(engine.rules) == ["added", "kept"]
         assert engine.instances["kept"][key].state == state  # unchanged rule kept its state
         meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]

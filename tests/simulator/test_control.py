@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from agent.simulator import cli
+from agent.simulator import Incident, cli
 from tests.simulator.helpers import STACK_A, Api, count
 
 
@@ -132,3 +132,19 @@ def test_simulate_starts_with_the_faults_given(capsys: pytest.CaptureFixture[str
 def test_simulate_refuses_a_bad_fault_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(_args("--fault", "http_status,status")) == 2
     assert "--fault" in capsys.readouterr().err
+
+
+def test_an_incident_ended_early_keeps_its_past(api: Api) -> None:
+    spike = api.sim.add_incident(
+        Incident("5xx_spike", timedelta(minutes=-30), timedelta(hours=2), stack=STACK_A,
+                 service="cdn", magnitude=0.4)
+    )  # fmt: skip
+    during = _five_share_now(api)
+    ended = api.sim.end_incident(spike)
+    assert ended.window()[1] == api.clock.now() and ended in api.sim.scenario.incidents
+    assert _five_share_now(api) == during  # the half hour that happened stays
+    api.clock.advance(timedelta(minutes=30).total_seconds())
+    rows = api.rows("http-statuses", duration="minute", services=["cdn"], apiKey=STACK_A)
+    last = [r for r in rows if "count" in r][-60:]
+    later = sum(count(r) for r in last if r["status"].startswith("5")) / sum(count(r) for r in last)
+    assert later < 0.05 < during

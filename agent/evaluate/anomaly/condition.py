@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.durations import strict_duration
 
-Method = Literal["auto", "mad", "ewma", "seasonal", "cusum"]
+Method = Literal["auto", "mad", "ewma", "seasonal", "cusum", "evt"]
 Direction = Literal["above", "below", "both"]
 
 
@@ -33,7 +33,11 @@ class AnomalyCondition(BaseModel):
             "time in earlier seasons. mad: rolling median ± MAD. ewma: exponentially weighted "
             "mean ± standard deviation. seasonal: median of the same time in recent seasons "
             "± robust spread of the residuals. cusum: cumulative sum of standardised "
-            "deviations from a rolling median (slow level shifts)."
+            "deviations from a rolling median (slow level shifts). evt: extreme-value "
+            "(peaks-over-threshold) bands on the jump from the recent median, on the "
+            "24-point median and, when the series has a daily cycle, on the deviation from "
+            "recent days; never inside the largest deviation of `history` plus one noise "
+            "IQR, so what the series already did is not news."
         ),
     )
     sensitivity: float = Field(
@@ -43,8 +47,10 @@ class AnomalyCondition(BaseModel):
         description=(
             "One knob, higher = more alerts. The band's margin is divided by it: 2 halves "
             "the margin, 0.5 doubles it. At 1, mad/ewma/seasonal bands are ±4.5 robust "
-            "standard deviations, cusum alarms at 8, and auto's band reaches 25 % beyond "
-            "the most extreme values seen more than a few times in `history`."
+            "standard deviations, cusum alarms at 8, auto's band reaches 25 % beyond "
+            "the most extreme values seen more than a few times in `history`, and evt's "
+            "band reaches one noise IQR beyond the largest deviation in `history` (its "
+            "tail fit risks 0.001 per point at 1)."
         ),
     )
     direction: Direction = Field("both", description="Which side of the band counts.")

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import Settings, load_settings
 from agent.daemon import cycle, persistence, security, systemd
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
@@ -25,9 +25,13 @@ from agent.daemon.metrics import Metrics
 from agent.daemon.operations import Operations
 from agent.daemon.process import ProcessLoop
 from agent.daemon.scheduler import EvaluationScheduler
-from agent.daemon.transitions import CONFIG_FINGERPRINT, config_transition, problems_of
+from agent.daemon.transitions import (
+    CONFIG_FINGERPRINT,
+    config_transition,
+    crash_transition,
+    problems_of,
+)
 from agent.evaluate.alerts import AlertState
-from agent.evaluate.loader import RulesInvalid
 from agent.logs import configure_logging
 from agent.notify import Notifier
 from agent.store import Store
@@ -66,6 +70,8 @@ class Daemon:
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None
         self._ready = threading.Event()
+        #: rule groups whose last evaluation raised (their meta-alert fires)
+        self._crashed: set[str] = set()
         self._last_beat = time.monotonic()
         self._pruned_at: datetime | None = None
 
@@ -156,10 +162,14 @@ class Daemon:
             started = time.monotonic()
             try:
                 report, counts = cycle.evaluate(pipeline, self.store, rules, now)
-            except Exception:
+            except Exception as error:
+                # this group only: the others keep their own schedule
                 self.metrics.evaluations.labels(group.label, "crashed").inc()
                 log.exception("evaluation_crashed", group=group.label)
+                self._report_crash(group.label, now, f"{type(error).__name__}: {error}")
                 return
+            if group.label in self._crashed:
+                self._report_crash(group.label, now, None)
         elapsed = time.monotonic() - started
         self.metrics.record_cycle(group.label, elapsed, errors=bool(report.errors))
         self.metrics.set_group_counts(group.job_id, counts)
@@ -169,6 +179,21 @@ class Daemon:
             self._ready.set()
             self.metrics.ready.set(1)
             log.info("daemon_ready")
+
+    def _report_crash(self, group: str, now: datetime, error: str | None) -> None:
+        """Fire the group's crash meta-alert once per episode; resolve it when it recovers."""
+        if (error is not None) == (group in self._crashed):
+            return
+        try:
+            with self.store.tx():
+                self.pipeline.react([crash_transition(group, error is not None, now, error or "")])
+        except Exception:
+            log.exception("crash_alert_failed", group=group)
+            return
+        if error is None:
+            self._crashed.discard(group)
+        else:
+            self._crashed.add(group)
 
     def beat(self) -> None:
         """Deliveries, then remediation: an alert's notice goes out before the notice of
@@ -200,7 +225,7 @@ class Daemon:
         try:
             settings = load_settings(self.config_path, required=self.config_required)
             pipeline = self._build_pipeline(settings, previous=self.pipeline)
-        except (ConfigError, RulesInvalid, ValueError, OSError) as error:
+        except Exception as error:  # whatever broke, the running pipeline stays
             problems = problems_of(error)
             self.metrics.reloads.labels("failed").inc()
             log.error("reload_failed", problems=problems)

@@ -15,6 +15,7 @@ from agent.redact import redact
 CONFIG_INVALID = "StackwatchConfigInvalid"
 _CONFIG_LABELS = {"alertname": CONFIG_INVALID, "severity": "critical"}
 CONFIG_FINGERPRINT = fingerprint(CONFIG_INVALID, _CONFIG_LABELS)
+EVALUATION_CRASHED = "StackwatchEvaluationCrashed"
 _NOTIFY_ACTIVE = (AlertState.FIRING, AlertState.NODATA, AlertState.ERROR)
 
 
@@ -36,6 +37,28 @@ def config_transition(firing: bool, now: datetime, problems: list[str]) -> Trans
         at=now,
         value=float(len(problems)),
         annotations={"summary": summary, **({"description": text} if text else {})},
+        firing_since=now if firing else None,
+    )
+
+
+def crash_transition(group: str, firing: bool, now: datetime, error: str = "") -> Transition:
+    """The meta-alert for a rule group whose evaluation raised (firing) or, at its next
+    good cycle, recovered (resolved). The other groups go on meanwhile."""
+    labels = {"alertname": EVALUATION_CRASHED, "severity": "critical", "group": group}
+    summary = (
+        f"Stackwatch could not evaluate rule group {group}: {redact(error)}"
+        if firing
+        else f"Stackwatch evaluates rule group {group} again"
+    )
+    return Transition(
+        rule=EVALUATION_CRASHED,
+        fingerprint=fingerprint(EVALUATION_CRASHED, labels),
+        labels=labels,
+        previous=AlertState.INACTIVE if firing else AlertState.FIRING,
+        state=AlertState.FIRING if firing else AlertState.RESOLVED,
+        at=now,
+        value=None,
+        annotations={"summary": summary},
         firing_since=now if firing else None,
     )
 

@@ -105,3 +105,75 @@ def test_without_a_configured_token_mutations_need_the_generated_one(tmp_path):
         assert post({"Authorization": f"Bearer {token}"}) == 201
     finally:
         daemon.stop()
+
+
+def test_a_crashing_rule_group_is_reported_and_the_others_go_on(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from agent.daemon import cycle
+    from agent.daemon.grouping import RuleGroup
+    from agent.daemon.transitions import EVALUATION_CRASHED
+    from agent.evaluate.engine import CycleReport
+
+    from .support import ratio_rule
+
+    config = _daemon_config(tmp_path)
+    (tmp_path / "rules" / "b.toml").write_text(
+        ratio_rule("other", stack="Website", above=0.05, clear_below=0.02, interval="40s")
+    )
+    daemon = Daemon(load_settings(config), config)
+    evaluated: list[str] = []
+    broken_now = ["kept"]
+
+    def evaluate(pipeline, store, rules, now):  # no API behind this config: judge nothing
+        if any(r.name in broken_now for r in rules):
+            raise ZeroDivisionError("a bug in one group")
+        evaluated.extend(r.name for r in rules)
+        return CycleReport(at=now), Counter()
+
+    monkeypatch.setattr(cycle, "evaluate", evaluate)
+    broken = RuleGroup(daemon.pipeline.engine.default_interval, ("kept",))
+    healthy = RuleGroup(daemon.pipeline.engine.default_interval, ("other",))
+    try:
+        for _ in range(2):  # one meta-alert per episode, not one per crash
+            daemon.run_group(broken)
+        daemon.run_group(healthy)
+        assert evaluated == ["other"]
+        crashes = [
+            a for a in daemon.notifier.alerts() if a.labels.get("alertname") == EVALUATION_CRASHED
+        ]
+        assert [(a.state, a.episode) for a in crashes] == [("firing", 1)]
+        (summary,) = (
+            daemon.store.connection()
+            .execute("SELECT annotations FROM notify_alerts WHERE rule = ?", (EVALUATION_CRASHED,))
+            .fetchone()
+        )
+        assert "ZeroDivisionError: a bug in one group" in summary
+        assert daemon.metrics.evaluations.labels("kept", "crashed")._value.get() == 2
+        broken_now.clear()
+        daemon.run_group(broken)
+        crashes = [
+            a for a in daemon.notifier.alerts() if a.labels.get("alertname") == EVALUATION_CRASHED
+        ]
+        assert [a.state for a in crashes] == ["resolved"]
+    finally:
+        daemon.pipeline.close()
+        daemon.store.close()
+
+
+def test_a_reload_failing_in_any_way_keeps_the_running_pipeline(tmp_path, monkeypatch):
+    config = _daemon_config(tmp_path)
+    daemon = Daemon(load_settings(config), config)
+    running = daemon.pipeline
+
+    def broken(*args, **kwargs):
+        raise KeyError("unexpected")
+
+    monkeypatch.setattr(daemon, "_build_pipeline", broken)
+    try:
+        assert daemon.reload() is False
+        assert daemon.pipeline is running
+        assert daemon.metrics.reloads.labels("failed")._value.get() == 1
+    finally:
+        daemon.pipeline.close()
+        daemon.store.close()

@@ -1,10 +1,12 @@
 """APScheduler 3 wiring: one interval job per rule group, plus the notifier beat.
 
 Jobs coalesce (a backlog of missed runs becomes one run), never overlap themselves
-(``max_instances=1``), start with a little jitter so groups of one interval do not hit
-the API in the same instant, and a run later than its interval is skipped rather than
-run stale. Intervals are agent-clock spans turned into wall seconds, so a sped-up
-clock (demos, tests) schedules proportionally faster.
+(``max_instances=1``), and start with a little jitter so groups of one interval do not
+hit the API in the same instant. A run that starts late still runs: a cycle evaluates at
+the moment it runs, not at the moment it was due, so lateness makes nothing stale, while
+skipping late runs would leave a busy machine with no cycles at all. Intervals are
+agent-clock spans turned into wall seconds, so a sped-up clock (demos, tests) schedules
+proportionally faster.
 
 The notifier beat is not a fixed-rate job: each run schedules the next one an interval
 after it ends, so a slow delivery stretches the gap instead of piling up runs that
@@ -15,7 +17,6 @@ of skipped runs, not once per skip.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,6 @@ from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
     EVENT_JOB_MAX_INSTANCES,
-    EVENT_JOB_MISSED,
     JobEvent,
     JobExecutionEvent,
 )
@@ -62,7 +62,7 @@ class EvaluationScheduler:
             timezone=UTC,
         )
         self._scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-        self._scheduler.add_listener(self._skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self._cond = threading.Condition()
         self._running = 0
         self._started: dict[str, datetime] = {}
@@ -90,7 +90,7 @@ class EvaluationScheduler:
                 id=job_id,
                 name=group.label,
                 next_run_time=datetime.now(UTC),
-                misfire_grace_time=max(1, math.ceil(seconds)),
+                misfire_grace_time=None,
             )
         log.info("rule_jobs", jobs=[g.label for g in groups])
 
@@ -115,7 +115,6 @@ class EvaluationScheduler:
             id=BEAT_ID,
             name="notify beat",
             executor="beat",
-            # a beat is never dropped: one that starts late still runs
             misfire_grace_time=None,
             replace_existing=True,
         )
@@ -141,9 +140,7 @@ class EvaluationScheduler:
             log.warning(
                 "run_skipped",
                 job=self._labels.get(event.job_id, event.job_id),
-                why="previous run still going"
-                if event.code == EVENT_JOB_MAX_INSTANCES
-                else "started too late",
+                why="previous run still going",
             )
 
     def _executed(self, event: JobExecutionEvent) -> None:

@@ -7,8 +7,9 @@ Every metric endpoint is asynchronous: ``GET /analytics/v2/<metric>`` answers
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ log = structlog.get_logger(__name__)
 MAX_RANGE_DAYS = 90
 POLL_INITIAL = 0.5
 POLL_MAX = 8.0
+#: a job found done on its first retrieve shortens the next first wait by this factor
+LATENCY_EASING = 0.9
 #: hard stop for servers that ignore ``page`` and keep answering.
 MAX_PAGES = 1000
 #: a 500 from Retrieve Data is the job's verdict, not a hiccup: never retried.
@@ -99,12 +102,15 @@ class _DataAnswer(BaseModel):
 # -- the client ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Job:
     id: str
     paginated: bool
     start: date
     end: date
+    query: AnalyticsQuery
+    #: ``clock.monotonic()`` when it was submitted
+    submitted: float
 
 
 class AnalyticsClient:
@@ -112,21 +118,52 @@ class AnalyticsClient:
         self.http = http
         self.clock = clock or http.clock
         self.settings = http.settings
+        #: how long after submission jobs have been answering (None: not known yet)
+        self._latency: float | None = None
 
     def fetch(self, query: AnalyticsQuery) -> list[Sample]:
         """Every row of ``query`` as Samples; ranges over 90 days are split and merged."""
-        samples: list[Sample] = []
-        chunks = list(split_range(query.start, query.end))
-        for start, end in chunks:
-            rows = self._run_job(query, start, end)
-            samples.extend(parse_rows(query, rows))
-        if len(chunks) > 1:
-            samples = _merge_dateless(samples)
-        return samples
+        result = self.fetch_many([query])[query]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    # one job ------------------------------------------------------------------------------
+    def fetch_many(
+        self, queries: Sequence[AnalyticsQuery]
+    ) -> dict[AnalyticsQuery, list[Sample] | Exception]:
+        """Every query's rows (or the error that stopped it), fetched as one batch.
 
-    def _run_job(self, query: AnalyticsQuery, start: date, end: date) -> list[Any]:
+        All jobs are submitted first, then polled together, earliest due first: a job
+        is first asked for at its submission time plus the job latency observed so
+        far, so with enough queries in flight most answer on their first retrieve and
+        a query costs two requests. One failing query does not stop the others.
+        """
+        chunks: dict[AnalyticsQuery, list[_Job | Exception]] = {}
+        for query in dict.fromkeys(queries):
+            chunks[query] = []
+            for start, end in split_range(query.start, query.end):
+                try:
+                    chunks[query].append(self._submit(query, start, end))
+                except Exception as error:  # reported per query; the batch goes on
+                    chunks[query].append(error)
+                    break
+        rows = self._collect([j for jobs in chunks.values() for j in jobs if isinstance(j, _Job)])
+        results: dict[AnalyticsQuery, list[Sample] | Exception] = {}
+        for query, jobs in chunks.items():
+            samples: list[Sample] = []
+            for job in jobs:
+                answer = job if isinstance(job, Exception) else rows[job]
+                if isinstance(answer, Exception):
+                    results[query] = answer
+                    break
+                samples.extend(parse_rows(query, answer))
+            else:
+                results[query] = _merge_dateless(samples) if len(jobs) > 1 else samples
+        return results
+
+    # jobs ---------------------------------------------------------------------------------
+
+    def _submit(self, query: AnalyticsQuery, start: date, end: date) -> _Job:
         path = f"/analytics/v2/{query.metric.value}"
         body = self.http.get_json(
             "GET",
@@ -143,7 +180,7 @@ class AnalyticsClient:
         if paginated is None:
             # no (readable) flag: trust the documentation's list of paginated endpoints
             paginated = query.metric in PAGINATED_METRICS
-        job = _Job(answer.job_id, paginated, start, end)
+        job = _Job(answer.job_id, paginated, start, end, query, self.clock.monotonic())
         log.info(
             "analytics.job.submitted",
             metric=query.metric.value,
@@ -152,8 +189,60 @@ class AnalyticsClient:
             end=end.isoformat(),
             paginated=paginated,
         )
-        deadline = self.clock.monotonic() + self.settings.job_timeout.total_seconds()
-        first = self._wait_for_page(query, job, 0, deadline)
+        return job
+
+    def _collect(self, jobs: list[_Job]) -> dict[_Job, list[Any] | Exception]:
+        """Poll submitted jobs as one batch until each has its rows, failed or timed out."""
+        timeout = self.settings.job_timeout.total_seconds()
+        # until a latency is known, ask at once (a fast server answers the first retrieve)
+        first_wait = self._latency or 0.0
+        # (when to ask, submission order, job, the pause after a "still running")
+        due = [
+            (job.submitted + first_wait, order, job, POLL_INITIAL) for order, job in enumerate(jobs)
+        ]
+        heapq.heapify(due)
+        results: dict[_Job, list[Any] | Exception] = {}
+        polls: dict[_Job, int] = {}
+        while due:
+            at, order, job, interval = heapq.heappop(due)
+            wait = at - self.clock.monotonic()
+            if wait > 0:
+                self.clock.sleep(wait)
+            polls[job] = polls.get(job, 0) + 1
+            try:
+                first = self._retrieve(job, 0)
+                if first is not None:
+                    self._observe_latency(job, polls[job])
+                    results[job] = self._remaining_pages(job, first, job.submitted + timeout)
+                    continue
+            except Exception as error:  # this job's verdict; the others go on
+                results[job] = error
+                continue
+            now = self.clock.monotonic()
+            deadline = job.submitted + timeout
+            if now >= deadline:
+                results[job] = JobTimeout(
+                    f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
+                    f"not finished after {timeout:.0f}s ({polls[job]} polls)",
+                    endpoint=self._data_endpoint(job),
+                )
+                continue
+            log.debug("analytics.job.waiting", job_id=job.id, wait=interval)
+            heapq.heappush(
+                due, (min(now + interval, deadline), order, job, min(interval * 2, POLL_MAX))
+            )
+        return results
+
+    def _observe_latency(self, job: _Job, polls: int) -> None:
+        """Learn how long jobs take: first polls that find the rows done ease the wait
+        down, a job that needed more polls sets it to how long that one took."""
+        elapsed = self.clock.monotonic() - job.submitted
+        if polls > 1 or self._latency is None:
+            self._latency = elapsed if polls > 1 else None
+        else:
+            self._latency = max(POLL_INITIAL, self._latency * LATENCY_EASING)
+
+    def _remaining_pages(self, job: _Job, first: _DataAnswer, deadline: float) -> list[Any]:
         rows = list(first.data)
         if not job.paginated:
             return rows
@@ -164,7 +253,7 @@ class AnalyticsClient:
                 break
             if not previous or (total is None and len(previous) < len(first.data)):
                 break  # an empty or short page is the last one
-            answer_page = self._wait_for_page(query, job, page, deadline)
+            answer_page = self._wait_for_page(job, page, deadline)
             if not answer_page.data:
                 break
             if answer_page.data == previous:
@@ -176,62 +265,69 @@ class AnalyticsClient:
             log.warning("analytics.page.limit", job_id=job.id, pages=MAX_PAGES)
         return rows
 
-    def _wait_for_page(
-        self, query: AnalyticsQuery, job: _Job, page: int, deadline: float
-    ) -> _DataAnswer:
-        """Poll one page of Retrieve Data until it has a ``data`` key, with doubling pauses."""
-        path = f"/analytics/v2/job/{quote(job.id, safe='')}/data"
-        endpoint = f"GET {path}"
+    def _wait_for_page(self, job: _Job, page: int, deadline: float) -> _DataAnswer:
+        """Poll one further page until it has a ``data`` key, with doubling pauses."""
         interval = POLL_INITIAL
         polls = 0
         while True:
             polls += 1
-            try:
-                body = self.http.get_json(
-                    "GET",
-                    self.settings.analytics_url + path,
-                    params={"orgUid": self._org, "page": str(page)},
-                    retry_statuses=_DATA_RETRY_STATUSES,
-                    endpoint=endpoint,
-                )
-            except ServerError as error:
-                if error.status != 500:
-                    raise
-                raise JobFailed(
-                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
-                    f"failed: {error.message}",
-                    status=500,
-                    endpoint=endpoint,
-                    error_code=error.error_code,
-                ) from None
-            if not isinstance(body, dict):
-                raise MalformedResponse(
-                    f"{endpoint} answered with a {type(body).__name__}, not an object",
-                    status=200,
-                    endpoint=endpoint,
-                )
-            if body.get("data") is not None:
-                try:
-                    return _DataAnswer.model_validate(body)
-                except ValidationError:
-                    raise MalformedResponse(
-                        f"{endpoint} answered a 'data' that is not a list of rows",
-                        status=200,
-                        endpoint=endpoint,
-                    ) from None
-            # a 200 without data: the job is still running (its exact body is undocumented)
+            answer = self._retrieve(job, page)
+            if answer is not None:
+                return answer
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 timeout = self.settings.job_timeout.total_seconds()
                 raise JobTimeout(
-                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
+                    f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
                     f"not finished after {timeout:.0f}s ({polls} polls)",
-                    endpoint=endpoint,
+                    endpoint=self._data_endpoint(job),
                 )
             wait = min(interval, remaining)
             log.debug("analytics.job.waiting", job_id=job.id, page=page, wait=wait)
             self.clock.sleep(wait)
             interval = min(interval * 2, POLL_MAX)
+
+    @staticmethod
+    def _data_endpoint(job: _Job) -> str:
+        return f"GET /analytics/v2/job/{quote(job.id, safe='')}/data"
+
+    def _retrieve(self, job: _Job, page: int) -> _DataAnswer | None:
+        """One Retrieve Data call: the page, or None while the job is still running."""
+        endpoint = self._data_endpoint(job)
+        try:
+            body = self.http.get_json(
+                "GET",
+                self.settings.analytics_url + endpoint.removeprefix("GET "),
+                params={"orgUid": self._org, "page": str(page)},
+                retry_statuses=_DATA_RETRY_STATUSES,
+                endpoint=endpoint,
+            )
+        except ServerError as error:
+            if error.status != 500:
+                raise
+            raise JobFailed(
+                f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
+                f"failed: {error.message}",
+                status=500,
+                endpoint=endpoint,
+                error_code=error.error_code,
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse(
+                f"{endpoint} answered with a {type(body).__name__}, not an object",
+                status=200,
+                endpoint=endpoint,
+            )
+        if body.get("data") is None:
+            return None  # a 200 without data: still running (its exact body is undocumented)
+        try:
+            return _DataAnswer.model_validate(body)
+        except ValidationError:
+            raise MalformedResponse(
+                f"{endpoint} answered a 'data' that is not a list of rows",
+                status=200,
+                endpoint=endpoint,
+            ) from None
 
     @property
     def _org(self) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judgement, judge, lookback
 from agent.evaluate.planner import DataRequest, DataSource, merge_key, plan, rows_for_rule
 from agent.evaluate.rules import Rule
+from agent.evaluate.sources import fetch_all
 from agent.evaluate.state import InstanceState, Verdict, step
 from agent.evaluate.values import InstanceKey, split_instances
 from agent.redact import redact
@@ -70,7 +70,6 @@ class Engine:
         *,
         default_interval: timedelta = timedelta(minutes=1),
         link: str | None = None,
-        max_workers: int = 4,
         watch_source: bool = True,
         stack_names: dict[str, str] | None = None,
     ) -> None:
@@ -78,7 +77,6 @@ class Engine:
         self.stack_names = stack_names or {}
         self.default_interval = default_interval
         self.link = link
-        self.max_workers = max_workers
         self.watch_source = watch_source
         self.rules: dict[str, Rule] = {}
         self.instances: dict[str, dict[InstanceKey, Instance]] = {}
@@ -145,7 +143,7 @@ class Engine:
         selected = list(self.rules.values()) if rules is None else list(rules)
         report = CycleReport(at=now)
         the_plan = plan(selected, now)
-        results = self._fetch_all(the_plan.requests)
+        results = fetch_all(self.source, the_plan.requests)
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
         recent = _recent_rows(selected, the_plan.by_rule, results, now)
@@ -164,21 +162,6 @@ class Engine:
             with self.source_lock:
                 self._watch_source(results, now, report)
         return report
-
-    def _fetch_all(
-        self, requests: list[DataRequest]
-    ) -> dict[DataRequest, list[Sample] | Exception]:
-        def fetch(request: DataRequest) -> list[Sample] | Exception:
-            try:
-                return self.source.fetch(request)
-            except Exception as error:  # one failing query must not stop the others
-                log.warning("fetch failed", request=type(request).__name__, error=str(error))
-                return error
-
-        if len(requests) <= 1 or self.max_workers == 1:
-            return {request: fetch(request) for request in requests}
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(requests))) as pool:
-            return dict(zip(requests, pool.map(fetch, requests), strict=True))
 
     def _judge_rule(
         self, rule: Rule, rows: list[Sample], now: datetime, report: CycleReport

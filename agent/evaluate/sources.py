@@ -27,6 +27,10 @@ log = structlog.get_logger(__name__)
 class AnalyticsFetcher(Protocol):
     def fetch(self, query: AnalyticsQuery) -> list[Sample]: ...
 
+    def fetch_many(
+        self, queries: Sequence[AnalyticsQuery]
+    ) -> dict[AnalyticsQuery, list[Sample] | Exception]: ...
+
 
 class _Named(Protocol):
     @property
@@ -58,6 +62,21 @@ class LiveSource:
         self.projects = list(projects)
         #: project id → automation id → title; fetched once, again when an id is new
         self._titles: dict[str, dict[str, str]] = {}
+
+    def fetch_many(
+        self, requests: Sequence[DataRequest]
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        """A cycle's requests: the Analytics jobs as one batch (submitted together, polled
+        together), then the execution logs; an error answers its own request only."""
+        queries = [r for r in requests if isinstance(r, AnalyticsQuery)]
+        results: dict[DataRequest, list[Sample] | Exception] = {}
+        if queries:
+            for query, answer in self.analytics.fetch_many(queries).items():
+                results[query] = answer
+        for request in requests:
+            if not isinstance(request, AnalyticsQuery):
+                results[request] = fetch_or_error(self, request)
+        return results
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         if isinstance(request, AnalyticsQuery):
@@ -95,6 +114,23 @@ class LiveSource:
             else row
             for row in rows
         ]
+
+
+def fetch_or_error(source: DataSource, request: DataRequest) -> list[Sample] | Exception:
+    try:
+        return source.fetch(request)
+    except Exception as error:  # one failing query must not stop the others
+        log.warning("fetch failed", request=type(request).__name__, error=str(error))
+        return error
+
+
+def fetch_all(
+    source: DataSource, requests: Sequence[DataRequest]
+) -> dict[DataRequest, list[Sample] | Exception]:
+    """Every request's rows or error, in one batch when the source can batch."""
+    if isinstance(source, LiveSource):
+        return source.fetch_many(requests)
+    return {request: fetch_or_error(source, request) for request in requests}
 
 
 class TimeIndex:

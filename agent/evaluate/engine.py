@@ -7,9 +7,9 @@ them back through ``restore``. Time is always passed in, never read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -19,16 +19,26 @@ from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judgement, judge, lookback
-from agent.evaluate.planner import DataRequest, DataSource, merge_key, plan, rows_for_rule
+from agent.evaluate.history import QueryHistory, Series, SeriesWindow
+from agent.evaluate.planner import (
+    DataRequest,
+    DataSource,
+    merge_key,
+    plan,
+    rows_for_rule,
+    rule_requests,
+)
 from agent.evaluate.rules import Rule
 from agent.evaluate.sources import fetch_all
 from agent.evaluate.state import InstanceState, Verdict, step
-from agent.evaluate.values import InstanceKey, split_instances
+from agent.evaluate.values import InstanceKey, SampleWindow, Window, split_instances
 from agent.redact import redact
 
 log = structlog.get_logger(__name__)
 
 SOURCE_DOWN = "ContentstackSourceDown"
+#: any moment: which queries a rule reads does not depend on when
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: template variables that only some conditions fill in; None ("n/a") elsewhere
 _DETAIL_NAMES = (
@@ -94,6 +104,10 @@ class Engine:
         # queries would flap the meta-alert on every other cycle).
         self.source_lock = threading.Lock()
         self._source_outcomes: dict[tuple[object, ...], tuple[bool, bool, bool]] = {}
+        #: the Analytics rows, as columns per query family (see ``history``)
+        self.history: dict[tuple[object, ...], QueryHistory] = {}
+        self.history_lock = threading.Lock()
+        self._retention: dict[tuple[object, ...], timedelta] = {}
         self.set_rules(rules)
 
     # -- rule set ---------------------------------------------------------------------------
@@ -120,6 +134,15 @@ class Engine:
         self.next_due = {name: when for name, when in self.next_due.items() if name in kept}
         with self.source_lock:  # queries of removed rules must not keep judging the source
             self._source_outcomes = {}
+        # columns are kept as far back as the rules that read them look
+        retention: dict[tuple[object, ...], timedelta] = {}
+        for rule in self.rules.values():
+            for request in rule_requests(rule, _ANY_TIME):
+                key = merge_key(request)
+                retention[key] = max(retention.get(key, timedelta(0)), lookback(rule))
+        with self.history_lock:
+            self._retention = retention
+            self.history = {k: h for k, h in self.history.items() if k in retention}
 
     def interval(self, rule: Rule) -> timedelta:
         return rule.interval or self.default_interval
@@ -143,41 +166,97 @@ class Engine:
         selected = list(self.rules.values()) if rules is None else list(rules)
         report = CycleReport(at=now)
         the_plan = plan(selected, now)
-        results = fetch_all(self.source, the_plan.requests)
+        with self.history_lock:
+            fetched = {request: self._still_needed(request) for request in the_plan.requests}
+        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())))
+        results = {request: answers[fetched[request]] for request in the_plan.requests}
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
-        recent = _recent_rows(selected, the_plan.by_rule, results, now)
-        for rule in selected:
-            requests = the_plan.by_rule[rule.name]
-            failure = next((r for q in requests if isinstance(r := results[q], Exception)), None)
-            if failure is not None:
-                message = redact(str(failure)) or type(failure).__name__
-                report.errors[rule.name] = message
-                self._fail_rule(rule, now, message, report)
-            else:
-                rows = rows_for_rule(rule, [recent[q] for q in requests])
-                self._judge_rule(rule, rows, now, report)
-            self.next_due[rule.name] = now + self.interval(rule)
+        # The daemon's groups share queries: the columns are written and read under one lock.
+        with self.history_lock:
+            stored = self._store(fetched, results, now)
+            unstored = {r: rows for r, rows in results.items() if r not in stored}
+            recent = _recent_rows(selected, the_plan.by_rule, unstored, now)
+            for rule in selected:
+                requests = the_plan.by_rule[rule.name]
+                failure = next(
+                    (r for q in requests if isinstance(r := results[q], Exception)), None
+                )
+                if failure is not None:
+                    message = redact(str(failure)) or type(failure).__name__
+                    report.errors[rule.name] = message
+                    self._fail_rule(rule, now, message, report)
+                elif all(q in stored for q in requests):
+                    windows = _series_windows(rule, [stored[q] for q in requests])
+                    self._judge_rule(rule, windows, now, report)
+                else:
+                    rows = rows_for_rule(rule, [recent[q] for q in requests])
+                    groups = split_instances(rows, rule.query.instance_labels)
+                    windows = {key: SampleWindow(group) for key, group in groups.items()}
+                    self._judge_rule(rule, windows, now, report)
+                self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:
             with self.source_lock:
                 self._watch_source(results, now, report)
         return report
 
+    def _still_needed(self, request: DataRequest) -> DataRequest:
+        """The part of an Analytics query not already held: days that were final when
+        fetched are not asked for again, so a cycle fetches today only."""
+        if not isinstance(request, AnalyticsQuery):
+            return request
+        history = self.history.get(merge_key(request))
+        if history is None or history.final_through is None or history.covered_from is None:
+            return request
+        if request.start < history.covered_from or history.final_through < request.start:
+            return request
+        start = min(history.final_through + timedelta(days=1), request.end)
+        return replace(request, start=start)
+
+    def _store(
+        self,
+        fetched: dict[DataRequest, DataRequest],
+        results: dict[DataRequest, list[Sample] | Exception],
+        now: datetime,
+    ) -> dict[DataRequest, QueryHistory]:
+        """Merge the Analytics answers into their columns; rows without a date (top URLs)
+        are not series and stay on the row path."""
+        stored: dict[DataRequest, QueryHistory] = {}
+        for request, rows in results.items():
+            if not isinstance(request, AnalyticsQuery) or isinstance(rows, Exception):
+                continue
+            key = merge_key(request)
+            if any(row.at is None for row in rows):
+                self.history.pop(key, None)
+                continue
+            history = self.history.get(key)
+            if history is None:
+                history = self.history[key] = QueryHistory()
+            if history not in stored.values():
+                sent = fetched[request]
+                assert isinstance(sent, AnalyticsQuery)
+                history.merge(rows, sent.start, sent.end, now)
+                retention = self._retention.get(key)
+                if retention is not None:
+                    history.forget_before((now - retention).date())
+            stored[request] = history
+        return stored
+
     def _judge_rule(
-        self, rule: Rule, rows: list[Sample], now: datetime, report: CycleReport
+        self, rule: Rule, windows: dict[InstanceKey, Window], now: datetime, report: CycleReport
     ) -> None:
         labels = rule.query.instance_labels
-        groups = split_instances(rows, labels)
         known = self.instances[rule.name]
         expected: set[InstanceKey] = set()
         if labels == ("stack",):
             expected = {(("stack", stack),) for stack in rule.query.stacks}
         elif not labels:
             expected = {()}
-        for key in sorted(set(groups) | set(known) | expected):
+        empty = SampleWindow([])
+        for key in sorted(set(windows) | set(known) | expected):
             instance = known.get(key) or self._new_instance(rule, key)
             known[key] = instance
-            judgement = judge(rule, groups.get(key, []), now, instance.tracker)
+            judgement = judge(rule, windows.get(key, empty), now, instance.tracker)
             self._advance(rule, instance, judgement, now, report)
 
     def _fail_rule(self, rule: Rule, now: datetime, message: str, report: CycleReport) -> None:
@@ -334,10 +413,20 @@ class Engine:
             )
 
 
+def _series_windows(rule: Rule, histories: list[QueryHistory]) -> dict[InstanceKey, Window]:
+    """Per alert instance, its series in each of the rule's queries."""
+    parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
+    for history in histories:
+        split = history.split(rule.query.instance_labels, tuple(sorted(rule.query.services)))
+        for key, series in split.items():
+            parts.setdefault(key, []).append((history, series))
+    return {key: SeriesWindow(found) for key, found in parts.items()}
+
+
 def _recent_rows(
     rules: Sequence[Rule],
     by_rule: dict[str, list[DataRequest]],
-    results: dict[DataRequest, list[Sample] | Exception],
+    results: Mapping[DataRequest, list[Sample] | Exception],
     now: datetime,
 ) -> dict[DataRequest, list[Sample]]:
     """Queries return whole days: keep, per query, only what its rules look back to.

@@ -26,6 +26,8 @@ from agent.redact import redact
 from agent.wiring import build_pipeline, load_config, load_rule_set
 
 DEFAULT_CONFIG = Path("config.toml")
+#: shipped inside the package, so ``stackwatch demo`` works from any directory
+DEMO_CONFIG = Path(__file__).parent / "demo" / "config.toml"
 _AT_FILE_LINE = re.compile(r"^[^\s:]+:\d+: ")
 
 Handler = Callable[[argparse.Namespace], int]
@@ -89,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--config",
         type=Path,
-        default=Path("config.example.toml"),
-        help="config whose rules the demo evaluates (default: config.example.toml)",
+        default=None,
+        help="config whose rules the demo evaluates (default: the shipped demo config)",
     )
     demo.add_argument("--duration", type=float, default=60.0, help="wall-clock seconds to run")
-    demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    demo.add_argument("--speed", type=float, default=90.0, help="simulated seconds per real second")
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="run the alerting daemon (SIGHUP reloads)")
@@ -112,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         for parser_for in _leaf_parsers(commands.choices[name]):
             _config_option(parser_for)
             parser_for.set_defaults(handler=cmd_notify)
+
+    from agent.setup import cli as setup_cli
+
+    setup_cli.add_arguments(commands, DEFAULT_CONFIG)
 
     from agent.simulator import cli as simulator_cli
 
@@ -140,6 +146,14 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Any:
     explicit = args.config is not None
+    if not explicit and args.command in ("check", "run", "once") and not DEFAULT_CONFIG.exists():
+        raise ConfigError(
+            [
+                f"no config found ({DEFAULT_CONFIG} is not in {Path.cwd()}): write one with "
+                "`stackwatch init`, or copy config.example.toml to config.toml and edit it, "
+                "or name one with --config FILE"
+            ]
+        )
     settings = load_config(args.config or DEFAULT_CONFIG, explicit=explicit)
     configure_logging(settings.agent.log_level)
     return settings
@@ -198,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.duration <= 0 or args.speed <= 0:
         print("error: --duration and --speed must be positive", file=sys.stderr)
         return 2
-    settings = load_config(args.config, explicit=True)
+    settings = load_config(args.config or DEMO_CONFIG, explicit=True)
     configure_logging("warning")
     report = run_demo(settings, duration=args.duration, speed=args.speed)
     return 0 if report.evaluations else 1

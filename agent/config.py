@@ -8,7 +8,7 @@ which suits systemd ``LoadCredential=`` and container secrets.
 from __future__ import annotations
 
 import os
-import tomllib
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,8 @@ from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, relative_to
-from agent.tomlpos import locate, toml_error_line
+from agent.tomlpos import locate
+from agent.tomlread import TomlProblem, read_toml
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -66,6 +67,9 @@ REGION_HOSTS: dict[str, tuple[str, str, str]] = {
 
 DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
 
+#: False while ``stackwatch login`` reads the config: the authtoken file is what it writes.
+_READ_AUTHTOKEN_FILE: ContextVar[bool] = ContextVar("read_authtoken_file", default=True)
+
 
 class _Section(BaseModel):
     # inputs hold secrets (authtokens): never echo them in validation errors
@@ -83,6 +87,8 @@ class ContentstackSettings(_Section):
     oauth_token_url: str = DEFAULT_OAUTH_TOKEN_URL
     analytics_base_url: str | None = None
     automations_base_url: str | None = None
+    #: the Content Management API host, where ``stackwatch login`` obtains an authtoken.
+    cma_base_url: str | None = None
     #: requests per second per organization; the documented limit is 10.
     rate_limit: float = Field(default=10.0, gt=0, le=10)
     request_timeout: timedelta = timedelta(seconds=15)
@@ -98,7 +104,11 @@ class ContentstackSettings(_Section):
 
     @model_validator(mode="after")
     def _load_secrets(self) -> ContentstackSettings:
-        if self.authtoken is None and self.authtoken_file is not None:
+        if (
+            self.authtoken is None
+            and self.authtoken_file is not None
+            and _READ_AUTHTOKEN_FILE.get()
+        ):
             self.authtoken = SecretStr(read_secret(self.authtoken_file, "authtoken"))
         if self.oauth_client_secret is None and self.oauth_client_secret_file is not None:
             secret = read_secret(self.oauth_client_secret_file, "oauth_client_secret")
@@ -122,6 +132,10 @@ class ContentstackSettings(_Section):
     def automations_url(self) -> str:
         default = f"https://{REGION_HOSTS[self.region][1]}"
         return (self.automations_base_url or default).rstrip("/")
+
+    @property
+    def cma_url(self) -> str:
+        return (self.cma_base_url or f"https://{REGION_HOSTS[self.region][2]}").rstrip("/")
 
     def credentials_problem(self) -> str | None:
         """Why the agent cannot authenticate, or None when it can."""
@@ -246,11 +260,14 @@ def _message(problem: Any) -> str:
     return str(problem["msg"]).removeprefix("Value error, ")
 
 
-def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+def load_settings(
+    path: Path | None, *, required: bool = False, read_authtoken_file: bool = True
+) -> Settings:
     """Read ``path`` (if it exists) plus the environment; raise ConfigError on any problem.
 
     Relative paths inside the file (rule paths, secret files, state file) are
     taken relative to the file's folder, so the agent can be started from anywhere.
+    ``read_authtoken_file=False`` leaves ``authtoken_file`` unread (it may not exist yet).
     """
     from pydantic import ValidationError
 
@@ -261,13 +278,12 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
     text = ""
     if path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError([f"{path}:{toml_error_line(error)}: toml: {error}"]) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError([f"{path}: cannot read: {error}"]) from None
+            # checked before pydantic-settings parses the same text: nothing it meets can crash it
+            text, _document = read_toml(path)
+        except TomlProblem as problem:
+            raise ConfigError([f"{path}:{problem}"]) from None
     _CONFIG_PATH["path"] = path
+    reading = _READ_AUTHTOKEN_FILE.set(read_authtoken_file)
     try:
         with relative_to(path.resolve().parent if path else None):
             settings = Settings()
@@ -284,6 +300,7 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
         raise ConfigError([f"{path or 'environment'}: {error}"]) from None
     finally:
         _CONFIG_PATH["path"] = None
+        _READ_AUTHTOKEN_FILE.reset(reading)
     if path is not None:
         base = path.resolve().parent
         settings.agent.rule_paths = [

@@ -7,6 +7,9 @@ from datetime import timedelta
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+#: longer than any window, retention or timer makes sense for, and far from the point
+#: where date arithmetic overflows (``now + duration``)
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -25,7 +28,13 @@ def parse_duration(text: str) -> timedelta:
         position = match.end()
     if position != len(cleaned):
         raise ValueError(f"invalid duration {text!r}; use e.g. '30s', '5m', '1h', '1d'")
-    return timedelta(seconds=total)
+    return _bounded(total)
+
+
+def _bounded(seconds: float) -> timedelta:
+    if not abs(seconds) <= MAX_DURATION.total_seconds():  # also false for nan
+        raise ValueError(f"duration too long; at most {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -57,5 +66,5 @@ def lenient_duration(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return _bounded(value)
     return value

@@ -1,5 +1,6 @@
 """`stackwatch demo` as a newcomer runs it: alerts fire and resolve, printed in the terminal."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,13 +8,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_demo_fires_and_resolves_the_cdn_spike_through_apprise():
+def test_demo_fires_and_resolves_the_cdn_spike_through_apprise(tmp_path):
+    # From an empty directory, as an installed tool runs; the duration is only a bound:
+    # the demo ends by itself once its incidents are over and every alert has cleared.
     result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "demo", "--duration", "20", "--speed", "180"],
+        [sys.executable, "-m", "agent.cli", "demo", "--duration", "150", "--speed", "180"],
         capture_output=True,
         text=True,
-        timeout=90,
-        cwd=REPO,
+        timeout=200,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -23,6 +27,7 @@ def test_demo_fires_and_resolves_the_cdn_spike_through_apprise():
     assert lines.index(firing[0]) < lines.index(resolved[0])
     assert "on stack Website" in firing[0]
     assert "Traceback" not in result.stderr
+    assert lines[-2] == "The scenario's incidents are over and every alert has cleared."
     assert lines[-1].startswith("Demo over:")
 
 

@@ -19,8 +19,15 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.clock import Clock
-from agent.collect.errors import JobFailed, JobTimeout, MalformedResponse, ServerError
-from agent.collect.http import RETRYABLE_STATUSES, HttpClient
+from agent.collect.errors import (
+    ContentstackError,
+    JobFailed,
+    JobTimeout,
+    MalformedResponse,
+    ResultTooLarge,
+    ServerError,
+)
+from agent.collect.http import HttpClient
 from agent.collect.models import PAGINATED_METRICS, AnalyticsQuery, Metric, Sample
 from agent.collect.parsing import parse_number, parse_timestamp
 
@@ -34,8 +41,6 @@ POLL_MAX = 8.0
 LATENCY_EASING = 0.9
 #: hard stop for servers that ignore ``page`` and keep answering.
 MAX_PAGES = 1000
-#: a 500 from Retrieve Data is the job's verdict, not a hiccup: never retried.
-_DATA_RETRY_STATUSES = RETRYABLE_STATUSES - {500}
 #: keys tried, in order, for a row's bucket time (only ``date`` is documented).
 _DATE_KEYS = ("date", "datetime", "timestamp", "time")
 #: row field → label, per metric; ``type`` → ``service`` applies to all.
@@ -181,7 +186,7 @@ class AnalyticsClient:
             # no (readable) flag: trust the documentation's list of paginated endpoints
             paginated = query.metric in PAGINATED_METRICS
         job = _Job(answer.job_id, paginated, start, end, query, self.clock.monotonic())
-        log.info(
+        log.debug(
             "analytics.job.submitted",
             metric=query.metric.value,
             job_id=job.id,
@@ -262,7 +267,11 @@ class AnalyticsClient:
             rows.extend(answer_page.data)
             previous = answer_page.data
         else:
-            log.warning("analytics.page.limit", job_id=job.id, pages=MAX_PAGES)
+            raise ResultTooLarge(
+                f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) has "
+                f"more than {MAX_PAGES} pages; narrow the query (fewer days, services or stacks)",
+                endpoint="GET /analytics/v2/job/{id}/data",
+            )
         return rows
 
     def _wait_for_page(self, job: _Job, page: int, deadline: float) -> _DataAnswer:
@@ -299,12 +308,12 @@ class AnalyticsClient:
                 "GET",
                 self.settings.analytics_url + endpoint.removeprefix("GET "),
                 params={"orgUid": self._org, "page": str(page)},
-                retry_statuses=_DATA_RETRY_STATUSES,
+                final_if=_is_job_failure,
                 endpoint=endpoint,
             )
         except ServerError as error:
-            if error.status != 500:
-                raise
+            if not _is_job_failure(error):
+                raise  # a plain 5xx, still there after every retry: transient, not a verdict
             raise JobFailed(
                 f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
                 f"failed: {error.message}",
@@ -332,6 +341,11 @@ class AnalyticsClient:
     @property
     def _org(self) -> str:
         return self.settings.organization_uid
+
+
+def _is_job_failure(error: ContentstackError) -> bool:
+    """The documentation lists a plain 500 and a 500 "Job Failed"; only the latter is final."""
+    return error.status == 500 and "job failed" in error.message.lower()
 
 
 # -- request building ---------------------------------------------------------------------------

@@ -51,6 +51,16 @@ class AuthtokenAuth:
         return "AuthtokenAuth(authtoken=***)"
 
 
+class NoAuth:
+    """No credentials: requests go out as they are (logging in, for one)."""
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> bool:
+        return False
+
+
 class _TokenAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -97,6 +97,10 @@ class JobFailed(ContentstackError):
     """An Analytics job ended in failure (Retrieve Data answered 500 "Job Failed")."""
 
 
+class ResultTooLarge(ContentstackError):
+    """An Analytics result longer than the agent reads: an error, never a silent partial."""
+
+
 class JobTimeout(ContentstackError):
     """An Analytics job did not finish within ``job_timeout``."""
 

@@ -18,7 +18,7 @@ import httpx
 import structlog
 
 from agent.clock import Clock
-from agent.collect.auth import Auth, AuthtokenAuth, OAuthClientCredentials
+from agent.collect.auth import Auth, AuthtokenAuth, NoAuth, OAuthClientCredentials
 from agent.collect.errors import (
     ApiUnavailable,
     ContentstackError,
@@ -57,8 +57,11 @@ class HttpClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_retry_after: float = 120.0,
+        anonymous: bool = False,
     ) -> None:
-        problem = settings.credentials_problem()
+        """``anonymous``: no configured credentials (login, logout); requests that need
+        some pass them in ``headers`` with ``authenticate=False``."""
+        problem = None if anonymous else settings.credentials_problem()
         if problem is not None:
             raise ValueError(problem)
         self.settings = settings
@@ -78,7 +81,7 @@ class HttpClient:
             headers={"user-agent": USER_AGENT, "accept": "application/json"},
             follow_redirects=False,
         )
-        self.auth = self._make_auth()
+        self.auth: Auth = NoAuth() if anonymous else self._make_auth()
         self.observer: RequestObserver | None = None
 
     def _make_auth(self) -> Auth:
@@ -130,6 +133,7 @@ class HttpClient:
         rate_limited: bool = True,
         idempotent: bool = True,
         retry_statuses: frozenset[int] = RETRYABLE_STATUSES,
+        final_if: Callable[[ContentstackError], bool] | None = None,
         endpoint: str | None = None,
         on_response: ResponseHook | None = None,
     ) -> httpx.Response:
@@ -137,6 +141,8 @@ class HttpClient:
 
         ``idempotent=False`` (trigger calls) retries only failures that prove the
         request was not processed: connection refused/connect timeout, 429, 503.
+        ``final_if`` marks error answers that are a verdict rather than a hiccup (an
+        Analytics "Job Failed" is a 500 like any other): those are never retried.
         ``endpoint`` names the request in errors and logs (default: method + path).
         """
         endpoint = endpoint or endpoint_of(method, url)
@@ -181,7 +187,12 @@ class HttpClient:
                 log.info("contentstack.reauthenticate", endpoint=endpoint)
                 continue
             api_error = error_from_response(response, endpoint)
-            if status in retry_statuses and (idempotent or status in _UNPROCESSED_STATUSES):
+            final = final_if is not None and final_if(api_error)
+            if (
+                status in retry_statuses
+                and not final
+                and (idempotent or status in _UNPROCESSED_STATUSES)
+            ):
                 retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock)
                 if retries < self.max_retries and (
                     retry_after is None or retry_after <= self.max_retry_after

@@ -108,7 +108,7 @@ class RateLimiter:
             until = self.clock.monotonic() + seconds
             if until > self._resume_at:
                 self._resume_at = until
-                log.info("contentstack.rate_limit.pause", seconds=round(seconds, 3), reason=reason)
+                log.debug("contentstack.rate_limit.pause", seconds=round(seconds, 3), reason=reason)
 
     def observe(self, limit: str | None, remaining: str | None) -> None:
         """Take the server's ``X-RateLimit-*`` headers into account."""

@@ -5,6 +5,11 @@ Jobs coalesce (a backlog of missed runs becomes one run), never overlap themselv
 the API in the same instant, and a run later than its interval is skipped rather than
 run stale. Intervals are agent-clock spans turned into wall seconds, so a sped-up
 clock (demos, tests) schedules proportionally faster.
+
+The notifier beat is not a fixed-rate job: each run schedules the next one an interval
+after it ends, so a slow delivery stretches the gap instead of piling up runs that
+would be refused. A rule group that overruns its interval is reported once per streak
+of skipped runs, not once per skip.
 """
 
 from __future__ import annotations
@@ -16,9 +21,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.clock import Clock, real_seconds
@@ -49,10 +62,13 @@ class EvaluationScheduler:
             timezone=UTC,
         )
         self._scheduler.add_listener(self._executed, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self._scheduler.add_listener(self._skipped, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._cond = threading.Condition()
         self._running = 0
         self._started: dict[str, datetime] = {}
         self._labels: dict[str, str] = {}
+        #: runs skipped since the job last ran, per job (reported on the first skip)
+        self._skips: dict[str, int] = {}
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -79,15 +95,28 @@ class EvaluationScheduler:
         log.info("rule_jobs", jobs=[g.label for g in groups])
 
     def add_beat(self, interval: timedelta, beat: Callable[[], None]) -> None:
+        """Run ``beat`` now and then ``interval`` after each run ends (never overlapping)."""
         seconds = max(real_seconds(interval, self.clock), 0.05)
+        run = self._wrap(BEAT_ID, beat)
+
+        def beat_then_schedule_next() -> None:
+            try:
+                run()
+            finally:
+                if self._scheduler.running:
+                    self._schedule_beat(beat_then_schedule_next, seconds)
+
+        self._schedule_beat(beat_then_schedule_next, 0.0)
+
+    def _schedule_beat(self, job: Callable[[], None], delay: float) -> None:
         self._scheduler.add_job(
-            self._wrap(BEAT_ID, beat),
-            IntervalTrigger(seconds=seconds),
+            job,
+            DateTrigger(datetime.now(UTC) + timedelta(seconds=delay)),
             id=BEAT_ID,
             name="notify beat",
             executor="beat",
-            next_run_time=datetime.now(UTC),
-            misfire_grace_time=max(1, math.ceil(seconds)),
+            # a beat is never dropped: one that starts late still runs
+            misfire_grace_time=None,
             replace_existing=True,
         )
 
@@ -105,7 +134,22 @@ class EvaluationScheduler:
 
         return job
 
+    def _skipped(self, event: JobEvent) -> None:
+        skips = self._skips.get(event.job_id, 0) + 1
+        self._skips[event.job_id] = skips
+        if skips == 1:
+            log.warning(
+                "run_skipped",
+                job=self._labels.get(event.job_id, event.job_id),
+                why="previous run still going"
+                if event.code == EVENT_JOB_MAX_INSTANCES
+                else "started too late",
+            )
+
     def _executed(self, event: JobExecutionEvent) -> None:
+        skipped = self._skips.pop(event.job_id, 0)
+        if skipped > 1:
+            log.warning("runs_skipped", job=self._labels.get(event.job_id), count=skipped)
         started = self._started.pop(event.job_id, None)
         label = self._labels.get(event.job_id)
         if started is not None and label is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.evaluate.rules import Rule, RuleFile
-from agent.tomlpos import locate, toml_error_line
+from agent.tomlpos import locate
+from agent.tomlread import TomlProblem, read_toml
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,9 @@ def load_rules(paths: Iterable[Path]) -> list[LoadedRule]:
 
 def load_rule_file(path: Path) -> tuple[list[LoadedRule], list[Problem]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return [], [Problem(path, 1, "file", f"cannot read: {error}")]
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        return [], [Problem(path, toml_error_line(error), "toml", f"syntax error: {error}")]
+        text, document = read_toml(path)
+    except TomlProblem as problem:
+        return [], [Problem(path, problem.line, problem.field, problem.message)]
     return validate_document(path, text, document)
 
 

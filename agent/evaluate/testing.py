@@ -7,7 +7,6 @@ expected ones, printing a diff when they differ.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from agent.evaluate.loader import RulesInvalid, load_rules, locate
 from agent.evaluate.rules import METRIC_ALIASES, resolve_stacks
 from agent.evaluate.series import expand
 from agent.evaluate.sources import MemorySource
+from agent.tomlread import TomlProblem, read_toml
 
 _ALERTING = (AlertState.PENDING, AlertState.FIRING, AlertState.NODATA, AlertState.ERROR)
 
@@ -110,12 +110,10 @@ def find_test_files(paths: list[Path]) -> list[Path]:
 
 def run_test_file(path: Path) -> list[RuleTestResult]:
     try:
-        text = path.read_text(encoding="utf-8")
-        spec = RuleTestFile.model_validate(tomllib.loads(text))
-    except OSError as error:
-        return [RuleTestResult(path, "(file)", [f"{path}:1: cannot read: {error.strerror}"])]
-    except tomllib.TOMLDecodeError as error:
-        return [RuleTestResult(path, "(file)", [f"{path}: syntax error: {error}"])]
+        text, document = read_toml(path)
+        spec = RuleTestFile.model_validate(document)
+    except TomlProblem as problem:
+        return [RuleTestResult(path, "(file)", [f"{path}:{problem}"])]
     except ValidationError as error:
         lines = text.splitlines()
         return [

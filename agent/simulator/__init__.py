@@ -1,5 +1,6 @@
 """A faithful local Contentstack: Analytics API v2, Automations Management API, the HTTP
-trigger and an OAuth token endpoint, served over real HTTP on 127.0.0.1.
+trigger, an OAuth token endpoint and the user session (login, logout), served over real
+HTTP on 127.0.0.1.
 
 Used by tests, benchmarks and ``stackwatch demo``; see ``Simulator``.
 """
@@ -13,6 +14,7 @@ from agent.simulator.scenario import (
     Scenario,
     ServiceProfile,
     Stack,
+    User,
     builtin_scenarios,
     load_scenario,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "ServiceProfile",
     "Simulator",
     "Stack",
+    "User",
     "builtin_scenarios",
     "load_scenario",
 ]

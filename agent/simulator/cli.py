@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from agent.clock import ScaledClock
+from agent.simulator.control import ControlError, parse_fault_spec
+from agent.simulator.faults import FAULT_KINDS
 from agent.simulator.scenario import builtin_scenarios, load_scenario
 from agent.simulator.server import Simulator
 
@@ -48,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit", type=int, default=10, help="requests per second per organization"
     )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[,FIELD=VALUE...]",
+        help="start with a fault in place, e.g. 'http_status,status=503,path_prefix=/analytics/'"
+        f" (kinds: {', '.join(sorted(FAULT_KINDS))}); repeatable; at run time: /__sim/faults",
+    )
     parser.add_argument("--oauth-client-id", default=DEFAULT_OAUTH_CLIENT[0])
     parser.add_argument("--oauth-client-secret", default=DEFAULT_OAUTH_CLIENT[1])
 
@@ -63,6 +73,11 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
         f"{args.oauth_client_secret})",
         "  stacks            " + ", ".join(f"{s.api_key} ({s.name})" for s in scenario.stacks),
     ]
+    for user in scenario.users:
+        extra = " (SSO only)" if user.sso else ""
+        if user.tfa_code:
+            extra += f"  [2FA code: {user.tfa_code}]"
+        lines.append(f"  login             {user.email} / {user.password}{extra}")
     for project in scenario.projects:
         lines.append(f"  project           {project.id} ({project.title})")
         for auto in project.automations:
@@ -79,6 +94,7 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
         f'  authtoken = "{sim.authtoken}"',
         f'  analytics_base_url = "{url}"',
         f'  automations_base_url = "{url}"',
+        f'  cma_base_url = "{url}"',
         f'  oauth_token_url = "{url}/token"',
         "  [contentstack.stacks]",
         *(f'  "{s.name or s.api_key}" = "{s.api_key}"' for s in scenario.stacks),
@@ -90,7 +106,13 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
             f"  clock_speed = {args.speed:g}",
             f'  clock_origin = "{origin.isoformat()}"',
         ]
-    lines += ["", "Ctrl-C to stop."]
+    lines += [
+        "",
+        f"Faults: {len(sim.faults)} active; script them at {url}/__sim/faults and start",
+        f"incidents at {url}/__sim/incidents (GET lists, POST adds, DELETE clears faults).",
+        "",
+        "Ctrl-C to stop.",
+    ]
     print("\n".join(lines), file=out, flush=True)
 
 
@@ -103,6 +125,11 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
         return 2
     if args.speed <= 0:
         print("stackwatch simulate: --speed must be positive", file=sys.stderr)
+        return 2
+    try:
+        faults = [parse_fault_spec(spec) for spec in args.fault]
+    except ControlError as error:
+        print(f"stackwatch simulate: --fault: {error}", file=sys.stderr)
         return 2
     clock = ScaledClock(datetime.now(UTC), args.speed)
     try:
@@ -120,6 +147,8 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int
     except (OSError, ValueError) as error:
         print(f"stackwatch simulate: cannot start: {error}", file=sys.stderr)
         return 2
+    for fault in faults:
+        sim.add_fault(fault)
 
     stopping = stop or threading.Event()
     previous = None

@@ -12,12 +12,17 @@ from typing import Any
 
 
 class ErrorCode(IntEnum):
+    LOGIN_FAILED = 104
     NOT_LOGGED_IN = 105
     INVALID_API_KEY = 109
     NOT_FOUND = 118
     INVALID_PARAMETERS = 141
     ACCESS_DENIED = 162
     RATE_LIMITED = 197
+    #: the reported answer to a 2FA user's login without ``tfa_token``.
+    TFA_REQUIRED = 294
+    TFA_INVALID = 295
+    SSO_ONLY = 317
     JOB_FAILED = 9001
     UPSTREAM = 9002
 

@@ -167,6 +167,33 @@ class ProjectSpec:
         object.__setattr__(self, "automations", tuple(self.automations))
 
 
+USER_ROLES = ("owner", "admin", "member")
+
+
+@dataclass(frozen=True)
+class User:
+    """A Contentstack user who can log in (``POST /v3/user-session``)."""
+
+    email: str
+    password: str
+    #: the two-factor code this user must give at login; None = no 2FA.
+    tfa_code: str | None = None
+    #: an SSO-only account: it signs in through its identity provider and gets no authtoken.
+    sso: bool = False
+    #: organization role; only owners and admins may read analytics.
+    role: str = "owner"
+
+    def __post_init__(self) -> None:
+        if not self.email or not self.password:
+            raise ValueError("a user needs an email and a password")
+        if self.role not in USER_ROLES:
+            raise ValueError(f"user {self.email}: role must be one of {USER_ROLES}")
+
+    @property
+    def uid(self) -> str:
+        return "blt" + hex_id("user", self.email)[:16]
+
+
 @dataclass(frozen=True)
 class Quirks:
     """Oddities seen in Contentstack's own samples; each can be switched off."""
@@ -240,6 +267,8 @@ class Scenario:
     incidents: list[Incident] = field(default_factory=list)
     projects: list[ProjectSpec] = field(default_factory=_default_projects)
     quirks: Quirks = field(default_factory=Quirks)
+    #: who may log in; tokens from their logins work like the simulator's own authtoken.
+    users: list[User] = field(default_factory=list)
     subday_date_format: str = "iso"
     #: how far back before ``start`` scheduled automation executions are listed.
     execution_history: timedelta = timedelta(days=1)
@@ -257,6 +286,9 @@ class Scenario:
         keys = [s.api_key for s in self.stacks]
         if len(set(keys)) != len(keys):
             raise ValueError("stack api keys must be unique")
+        emails = [user.email.lower() for user in self.users]
+        if len(set(emails)) != len(emails):
+            raise ValueError("user emails must be unique")
 
     def resolve(self, now: datetime) -> Scenario:
         """A copy whose start and incident times are absolute (start None becomes ``now``)."""
@@ -301,9 +333,9 @@ def _moment(value: Any, what: str) -> Moment:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _incident(raw: dict[str, Any], index: int) -> Incident:
+def incident_from_dict(raw: dict[str, Any], what: str = "incident") -> Incident:
+    """An incident as a scenario file writes it (``start = "+5m"``, ``duration`` or ``end``)."""
     raw = dict(raw)
-    what = f"incidents[{index}]"
     start = _moment(raw.pop("start"), f"{what}.start")
     if "duration" in raw:
         if "end" in raw:
@@ -349,11 +381,16 @@ def scenario_from_dict(data: dict[str, Any], *, now: datetime | None = None) -> 
             name: ServiceProfile(**profile) for name, profile in data.pop("services").items()
         }
     if "incidents" in data:
-        kwargs["incidents"] = [_incident(raw, i) for i, raw in enumerate(data.pop("incidents"))]
+        kwargs["incidents"] = [
+            incident_from_dict(raw, f"incidents[{i}]")
+            for i, raw in enumerate(data.pop("incidents"))
+        ]
     if "projects" in data:
         kwargs["projects"] = [_project(raw) for raw in data.pop("projects")]
     if "quirks" in data:
         kwargs["quirks"] = Quirks(**data.pop("quirks"))
+    if "users" in data:
+        kwargs["users"] = [User(**raw) for raw in data.pop("users")]
     if data:
         raise ValueError(f"unknown scenario keys: {sorted(data)}")
     return Scenario(**kwargs)

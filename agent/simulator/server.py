@@ -3,8 +3,8 @@
 Request pipeline (every step recorded in ``Simulator.requests``):
 
 1. transport faults (``timeout``, ``disconnect``, ``http_status``, ``slow``, ``malformed_json``);
-2. the per-organization rate limit (all APIs together; ``/token`` is not counted, it lives on
-   another host in production);
+2. the per-organization rate limit (all APIs together; ``/token`` and the user session are
+   not counted, they live on other hosts in production);
 3. authentication, then the API itself.
 """
 
@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -27,13 +27,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from agent.clock import Clock, SystemClock
+from agent.simulator import control
 from agent.simulator.analytics import ENDPOINTS, Result, compute, validate
 from agent.simulator.automations import AutomationsState
 from agent.simulator.errors import ApiError, ErrorCode, invalid, not_found
 from agent.simulator.faults import REQUEST_FAULTS, Fault, FaultSet
 from agent.simulator.jobs import Job, JobState, JobStore
 from agent.simulator.ratelimit import RateLimiter
-from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Quirks, Scenario
+from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Incident, Quirks, Scenario, User
+from agent.simulator.sessions import SESSION_PATH, Sessions
 from agent.simulator.traffic import TrafficModel
 
 ANALYTICS_PREFIX = "/analytics/v2/"
@@ -167,6 +169,7 @@ class Simulator:
         self._limiter = RateLimiter(rate_limit)
         self._faults = FaultSet(self.scenario.seed)
         self._oauth_tokens: dict[str, datetime] = {}
+        self.sessions = Sessions(self.scenario.users)
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -235,6 +238,27 @@ class Simulator:
     def add_fault(self, fault: Fault) -> None:
         self._faults.add(fault)
 
+    def add_incident(self, incident: Incident) -> Incident:
+        """Begin an incident while the simulator runs; offsets count from its clock's now.
+
+        Tests and rehearsals start trouble once the agent is ready instead of at a moment
+        fixed before anything started. Returns the incident with absolute times.
+        """
+        now = self.clock.now()
+
+        def absolute(moment: datetime | timedelta) -> datetime:
+            return now + moment if isinstance(moment, timedelta) else moment
+
+        started = replace(incident, start=absolute(incident.start), end=absolute(incident.end))
+        begin, end = started.window()
+        if end <= begin:
+            raise ValueError(f"incident {incident.kind}: end must be after start")
+        # The automations state reads the same incident list; the traffic model is built
+        # from it, so it is rebuilt (its caches are only a speed-up).
+        self.scenario.incidents.append(started)
+        self._model = TrafficModel(self.scenario)
+        return started
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -246,6 +270,10 @@ class Simulator:
     # -- pipeline ---------------------------------------------------------------------------
 
     def _process(self, request: _Request) -> _Response:
+        if request.path.startswith(control.CONTROL_PREFIX):
+            # before faults, rate limit and the request log: a rehearsal can always be stopped
+            status, payload = control.handle(self, request.method, request.path, request.body)
+            return _Response.json(status, payload, {})
         fault = self._faults.take(request.path, REQUEST_FAULTS)
         if fault is None:
             response = self._dispatch(request)
@@ -300,10 +328,11 @@ class Simulator:
         return _Response.json(fault.status, error.body(), headers)
 
     def _dispatch(self, request: _Request) -> _Response:
-        if request.path == TOKEN_PATH:
+        if request.path in (TOKEN_PATH, SESSION_PATH):
             headers = self._rate_headers(self._limiter.remaining(self.organization_uid))
+            handler = self._token if request.path == TOKEN_PATH else self._user_session
             try:
-                return _Response.json(200, self._token(request), headers)
+                return _Response.json(200, handler(request), headers)
             except ApiError as error:
                 return _Response.json(error.status, error.body(), {**headers, **error.headers})
         admitted, remaining = self._limiter.acquire(self._rate_key(request))
@@ -367,13 +396,39 @@ class Simulator:
             "scope": "analytics:read",
         }
 
+    # -- user session -----------------------------------------------------------------------
+
+    def _user_session(self, request: _Request) -> dict[str, Any]:
+        if request.method == "POST":
+            answer = self.sessions.login(request.body)
+            answer["user"]["org_uid"] = [self.organization_uid]
+            return answer
+        if request.method == "DELETE":
+            return self.sessions.logout(request.headers.get("authtoken"))
+        raise _method_not_allowed(frozenset({"POST", "DELETE"}))
+
+    def _authtoken_user(self, authtoken: str) -> User | None:
+        """The user a valid authtoken belongs to; raises 401 for an unknown or evicted one.
+
+        The simulator's own ``authtoken`` stands for an organization owner's token
+        obtained elsewhere (None: no scenario user behind it)."""
+        if authtoken == self.authtoken:
+            return None
+        user = self.sessions.user_of(authtoken)
+        if user is None:
+            raise _unauthorized("The authtoken is not valid.")
+        return user
+
     # -- Analytics ----------------------------------------------------------------------------
 
     def _analytics_auth(self, request: _Request) -> None:
         authtoken = request.headers.get("authtoken")
         if authtoken is not None:
-            if authtoken != self.authtoken:
-                raise _unauthorized("The authtoken is not valid.")
+            user = self._authtoken_user(authtoken)
+            if user is not None and user.role not in ("owner", "admin"):
+                raise _forbidden(
+                    "Only the organization's Owner and Admin users may read analytics."
+                )
             return
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
@@ -455,8 +510,9 @@ class Simulator:
     def _automations_api(self, request: _Request) -> Any:
         authtoken = request.headers.get("authtoken")
         org = request.headers.get("organization_uid")
-        if not authtoken or authtoken != self.authtoken or not org:
+        if not authtoken or not org:
             raise _unauthorized()
+        self._authtoken_user(authtoken)
         if org != self.organization_uid:
             raise _forbidden("You do not have access to this organization.")
         state = self._automations

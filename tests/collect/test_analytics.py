@@ -13,7 +13,16 @@ import pytest
 import respx
 
 from agent.clock import ManualClock
-from agent.collect import Clients, JobFailed, JobTimeout, MalformedResponse, NotFound, split_range
+from agent.collect import (
+    Clients,
+    JobFailed,
+    JobTimeout,
+    MalformedResponse,
+    NotFound,
+    ResultTooLarge,
+    split_range,
+)
+from agent.collect import analytics as analytics_module
 from agent.collect.models import AnalyticsQuery, Metric
 
 from .conftest import ANALYTICS, ORG
@@ -124,6 +133,43 @@ def test_job_failed_is_not_retried(
     assert clock.sleeps == []
     assert caught.value.status == 500
     assert "job-1" in str(caught.value)
+
+
+def test_a_plain_500_while_polling_is_retried_not_a_verdict(
+    router: respx.MockRouter, clients: Clients, clock: ManualClock
+) -> None:
+    submit(router, Metric.USAGE)
+    poll = router.get(JOB_DATA)
+    poll.side_effect = [
+        httpx.Response(500, json={"error_message": "Internal server error", "error_code": 500}),
+        httpx.Response(500, text="upstream hiccup"),
+        httpx.Response(200, json={"data": [{"date": "2024-03-01", "total_api_count": 3}]}),
+    ]
+    samples = clients.analytics.fetch(
+        AnalyticsQuery(Metric.USAGE, date(2024, 3, 1), date(2024, 3, 1))
+    )
+    assert poll.call_count == 3
+    assert len(clock.sleeps) == 2  # two backoff pauses, no job-poll pause
+    assert [s.values.get("total_api_count") for s in samples] == [3.0]
+
+
+def test_a_result_past_the_page_cap_is_an_error_not_a_partial(
+    router: respx.MockRouter, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analytics_module, "MAX_PAGES", 3)
+    submit(router, Metric.SDK, paginated=True)
+
+    def page(request: httpx.Request) -> httpx.Response:
+        number = request.url.params["page"]
+        rows = [{"count": 1, "type": "cdn", "sdk": f"sdk-{number}-{i}", "date": "2024-03-01"}
+                for i in range(5)]  # fmt: skip
+        return httpx.Response(200, json={"data": rows, "totalDocs": 100})
+
+    router.get(JOB_DATA).mock(side_effect=page)
+    with pytest.raises(ResultTooLarge, match="more than 3 pages"):
+        clients.analytics.fetch(
+            AnalyticsQuery(Metric.SDK, date(2024, 3, 1), date(2024, 3, 1), services=("cdn",))
+        )
 
 
 def test_transient_errors_while_polling_are_retried(

@@ -115,6 +115,13 @@ class DaemonProcess:
                 with contextlib.suppress(ValueError):
                     self.logs.append(json.loads(line))
 
+    def unparsed(self) -> list[str]:
+        """stderr lines that are not JSON log records (all of them, once the daemon exited)."""
+        if self.proc.poll() is not None:
+            self._reader.join(10)
+        with self._lock:
+            return [line for line in self.raw if not line.lstrip().startswith("{")]
+
     def events(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return [entry for entry in self.logs if entry.get("event") == name]
@@ -135,7 +142,7 @@ class DaemonProcess:
 
     @property
     def url(self) -> str:
-        return str(self.wait_log("daemon_started", 20)["http"])
+        return str(self.wait_log("daemon_started", 60)["http"])
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:

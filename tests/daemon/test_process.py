@@ -1,6 +1,8 @@
 """The real ``stackwatch run`` process against the simulator over 127.0.0.1.
 
-Time runs 60x for both (same origin and speed), so a 2-minute incident lasts 2 s.
+Time runs 60x for both (same origin and speed), so a 2-minute incident lasts 2 s. Each
+incident begins once the daemon is ready, so a slow start on a busy machine cannot make
+the daemon miss it; waits are generous bounds, not expectations of speed.
 """
 
 from __future__ import annotations
@@ -30,17 +32,16 @@ from .support import (
     write_config,
 )
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(240)
 
 SPEED = 60.0
 
 
-def _simulator(origin: datetime, start: timedelta, end: timedelta) -> Simulator:
+def _simulator(origin: datetime) -> Simulator:
     scenario = Scenario(
         name="daemon-test",
         seed=7,
         stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile", 0.5)],
-        incidents=[Incident("5xx_spike", start, end, stack=WEBSITE, service="cdn", magnitude=0.3)],
     )
     return Simulator(
         scenario,
@@ -59,8 +60,7 @@ def hook() -> Iterator[WebhookReceiver]:
 
 def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
     origin = datetime.now(UTC)
-    # the incident starts 4 simulated minutes in: after the daemon is up
-    with _simulator(origin, timedelta(minutes=4), timedelta(minutes=6)) as sim:
+    with _simulator(origin) as sim:
         config = write_config(
             tmp_path, simulator_url=sim.url, hook_port=hook.port, origin=origin, speed=SPEED
         )
@@ -71,8 +71,7 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
         daemon = DaemonProcess(config)
         try:
             url = daemon.url
-            wait_until(lambda: daemon.get("/readyz")[0] == 200, 20, "/readyz 200")
-            ready_after = time.monotonic() - daemon.started
+            wait_until(lambda: daemon.get("/readyz")[0] == 200, 60, "/readyz 200")
             status, metrics = daemon.get("/metrics")
             assert status == 200
             assert b"stackwatch_evaluations_total" in metrics
@@ -85,11 +84,11 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
             broken = rules / "broken.toml"
             broken.write_text('[[rule]]\nname = "oops"\n[rule.query]\nmetric = "nope"\n')
             daemon.signal(signal.SIGHUP)
-            failed = daemon.wait_log("reload_failed", 10)
+            failed = daemon.wait_log("reload_failed", 30)
             assert any("broken.toml" in p for p in failed["problems"])
-            wait_until(lambda: hook.matching("StackwatchConfigInvalid"), 10, "meta-alert post")
+            wait_until(lambda: hook.matching("StackwatchConfigInvalid"), 30, "meta-alert post")
             evaluations = len(daemon.events("alert_transition")) + _cycles(daemon)
-            wait_until(lambda: _cycles(daemon) > evaluations, 10, "old rules still evaluated")
+            wait_until(lambda: _cycles(daemon) > evaluations, 30, "old rules still evaluated")
 
             # a good new rule: added, the meta-alert resolves
             broken.unlink()
@@ -97,12 +96,12 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
                 ratio_rule("mobile-5xx", stack="Mobile", above=0.05, clear_below=0.02)
             )
             daemon.signal(signal.SIGHUP)
-            ok = daemon.wait_log("reload_ok", 10)
+            ok = daemon.wait_log("reload_ok", 30)
             assert ok["rules"] == 2
             wait_until(
-                lambda: any(a["rule"] == "mobile-5xx" for a in daemon.alerts()), 10, "new rule"
+                lambda: any(a["rule"] == "mobile-5xx" for a in daemon.alerts()), 30, "new rule"
             )
-            wait_until(lambda: len(hook.matching("StackwatchConfigInvalid")) >= 2, 10, "resolve")
+            wait_until(lambda: len(hook.matching("StackwatchConfigInvalid")) >= 2, 30, "resolve")
             shown = subprocess.run(
                 [sys.executable, "-m", "agent.cli", "status", "--config", str(config)],
                 capture_output=True, text=True, timeout=30, check=True,
@@ -111,20 +110,33 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
             assert shown.stdout.startswith(("STATE", "No alerts."))
 
             # the incident: fires, then resolves
-            wait_until(lambda: hook.matching("cdn-5xx", "FIRING"), 30, "cdn-5xx firing post")
-            wait_until(lambda: hook.matching("cdn-5xx", "RESOLVED"), 30, "cdn-5xx resolved post")
+            _website_spike(sim)
+            wait_until(lambda: hook.matching("cdn-5xx", "FIRING"), 60, "cdn-5xx firing post")
+            wait_until(lambda: hook.matching("cdn-5xx", "RESOLVED"), 60, "cdn-5xx resolved post")
             assert len(hook.matching("cdn-5xx", "FIRING")) == 1
 
-            stop_started = time.monotonic()
             daemon.signal(signal.SIGTERM)
-            assert daemon.proc.wait(10) == 0
-            stop_seconds = time.monotonic() - stop_started
-            print(f"ready after {ready_after:.2f}s, SIGTERM exit after {stop_seconds:.2f}s")
-            assert stop_seconds < 5
+            assert daemon.proc.wait(30) == 0
             assert url.startswith("http://127.0.0.1:")
+            # one stream of one format, libraries included; the beat never overlaps itself
+            assert daemon.unparsed() == []
+            assert not [e for e in daemon.events("run_skipped") if e["job"] == "notify-beat"]
         finally:
             if daemon.proc.poll() is None:
                 daemon.kill()
+
+
+def _website_spike(sim: Simulator, minutes: int = 2) -> Incident:
+    """A CDN 5xx spike on the Website stack, starting now."""
+    spike = Incident(
+        "5xx_spike",
+        timedelta(0),
+        timedelta(minutes=minutes),
+        stack=WEBSITE,
+        service="cdn",
+        magnitude=0.3,
+    )
+    return sim.add_incident(spike)
 
 
 def _cycles(daemon: DaemonProcess) -> int:
@@ -141,8 +153,7 @@ def test_sigkill_restart_restores_state_without_duplicates(
 ) -> None:
     origin = datetime.now(UTC)
     clock = shared_clock(SPEED, origin)
-    start = clock.now()
-    with _simulator(origin, timedelta(minutes=3), timedelta(minutes=5)) as sim:
+    with _simulator(origin) as sim:
         config = write_config(
             tmp_path, simulator_url=sim.url, hook_port=hook.port, origin=origin, speed=SPEED
         )
@@ -155,12 +166,14 @@ def test_sigkill_restart_restores_state_without_duplicates(
         )
         first = DaemonProcess(config)
         try:
-            wait_until(lambda: hook.matching("fast-5xx", "FIRING"), 30, "fast-5xx firing post")
+            wait_until(lambda: first.get("/readyz")[0] == 200, 60, "/readyz 200")
+            spike = _website_spike(sim)
+            wait_until(lambda: hook.matching("fast-5xx", "FIRING"), 60, "fast-5xx firing post")
             pending = wait_until(
                 lambda: [
                     a for a in first.alerts() if a["rule"] == "slow-2xx" and a["state"] == "pending"
                 ],
-                10,
+                30,
                 "slow-2xx pending",
             )
             pending_since = pending[0]["pending_since"]
@@ -170,12 +183,13 @@ def test_sigkill_restart_restores_state_without_duplicates(
             if first.proc.poll() is None:
                 first.kill()
         # stay down until the incident is over and out of the rule's window
-        wait_until(lambda: clock.now() > start + timedelta(minutes=6, seconds=30), 15, "time")
+        over = spike.window()[1] + timedelta(minutes=1, seconds=30)
+        wait_until(lambda: clock.now() > over, 60, "the incident over and out of the window")
         second = DaemonProcess(config)
         try:
-            restored = second.wait_log("state_restored", 20)
+            restored = second.wait_log("state_restored", 60)
             assert restored["restored"] >= 2
-            wait_until(lambda: hook.matching("fast-5xx", "RESOLVED"), 30, "resolved post")
+            wait_until(lambda: hook.matching("fast-5xx", "RESOLVED"), 60, "resolved post")
             alerts = {a["rule"]: a for a in second.alerts()}
             assert alerts["slow-2xx"]["state"] == "pending"
             assert alerts["slow-2xx"]["pending_since"] == pending_since  # the timer went on

@@ -32,7 +32,7 @@ def test_run_serves_until_stopped(capsys: pytest.CaptureFixture[str]) -> None:
     thread.start()
     try:
         output = ""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while "Ctrl-C" not in output and time.monotonic() < deadline:
             time.sleep(0.01)
             output += capsys.readouterr().out

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from datetime import UTC, date, datetime
 
-from agent.simulator import Incident, Scenario, Stack
-from agent.simulator.buckets import epoch, make_buckets
+from agent.simulator import Scenario, Stack
 from agent.simulator.traffic import TrafficModel
 from tests.simulator.helpers import NOW, STACK_A, STACK_B, Api, count, day_before
 
@@ -121,17 +118,3 @@ def test_seasonality_peaks_at_the_peak_hour() -> None:
     channel = model.channels[("blt1", "cdn")]  # peak hour 14
     day = 19760  # some day, in hours since the epoch / 24
     assert channel.hour_total(day * 24 + 14) > 1.3 * channel.hour_total(day * 24 + 2)
-
-
-def test_a_day_by_the_minute_is_cheap() -> None:
-    scenario = Scenario(seed=4, incidents=[Incident("5xx_spike", NOW.replace(hour=3), NOW)])
-    now = datetime(2024, 2, 5, 23, 59, tzinfo=UTC)
-    best = float("inf")
-    for seed in range(3):  # cold caches each time
-        model = TrafficModel(Scenario(**{**scenario.__dict__, "seed": seed}).resolve(now))
-        started = time.perf_counter()
-        buckets = make_buckets("minute", date(2024, 2, 5), date(2024, 2, 5), now, "iso")
-        for service in ("cdn", "cma"):
-            model.series(list(model.stacks), service, "minute", buckets, epoch(now))
-        best = min(best, time.perf_counter() - started)
-    assert best < 0.1

@@ -2,8 +2,13 @@
 
 The simulator and the agent share one ScaledClock, so a simulated hour of CDN
 traffic (with an injected 5xx spike and a cache-hit drop) passes in a minute or
-two of wall time, while the agent evaluates the example config's rules and sends
+two of wall time, while the agent evaluates the shipped rules (``config.toml``
+beside this file, whose ``rules`` folder is the repository's ``rules/``) and sends
 its notifications through Apprise to the terminal (``console://``).
+
+The demo ends at its wall-clock ``duration``, or earlier once the story is told:
+every incident of the scenario is over and nothing is firing or pending any more.
+A slow machine then only makes the demo take longer, not miss its ending.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import Instance
 from agent.notify import Notifier, NotifyConfig
 from agent.simulator import Simulator, load_scenario
+from agent.simulator.scenario import Incident
 from agent.store import Store
-from agent.wiring import build_pipeline
+from agent.wiring import Pipeline, build_pipeline
 
 DEMO_ORGANIZATION = "demo-organization"
 #: how often (in simulated time) the demo prints where things stand
 PROGRESS_EVERY = timedelta(minutes=10)
+#: after the last incident, time for windows to slide past it and clear_for to run out
+STORY_MARGIN = timedelta(minutes=15)
 
 
 @dataclass
@@ -91,9 +99,13 @@ def run_demo(
         pipeline = build_pipeline(settings, clock, network_clock=SystemClock())
         deadline = time.monotonic() + duration
         next_progress = clock.now()
+        story_over = _story_end(simulator.scenario.incidents)
         try:
             while time.monotonic() < deadline:
                 now = clock.now()
+                if report.evaluations and now >= story_over and _all_quiet(pipeline):
+                    _say(out, "The scenario's incidents are over and every alert has cleared.")
+                    break
                 if now >= next_progress:
                     _say(out, _progress(now, pipeline.engine.all_instances()))
                     next_progress = now + PROGRESS_EVERY
@@ -119,6 +131,19 @@ def run_demo(
         f"{len(report.resolved)} resolved.",
     )
     return report
+
+
+def _story_end(incidents: list[Incident]) -> datetime:
+    """When the last incident is over, plus a margin for its alert's window and clear_for."""
+    ends = [incident.window()[1] for incident in incidents]
+    return max(ends, default=datetime.min.replace(tzinfo=UTC)) + STORY_MARGIN
+
+
+def _all_quiet(pipeline: Pipeline) -> bool:
+    return all(
+        instance.state.state not in (AlertState.FIRING, AlertState.PENDING)
+        for instance in pipeline.engine.all_instances()
+    )
 
 
 def _progress(now: datetime, instances: list[Instance]) -> str:

@@ -168,7 +168,8 @@ class Engine:
         the_plan = plan(selected, now)
         with self.history_lock:
             fetched = {request: self._still_needed(request) for request in the_plan.requests}
-        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())))
+            held = self._held_until(fetched.values())
+        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())), held)
         results = {request: answers[fetched[request]] for request in the_plan.requests}
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
@@ -212,6 +213,20 @@ class Engine:
             return request
         start = min(history.final_through + timedelta(days=1), request.end)
         return replace(request, start=start)
+
+    def _held_until(self, requests: Iterable[DataRequest]) -> dict[AnalyticsQuery, datetime]:
+        """Per query merged into existing columns, the last bucket held: older rows of
+        the answer would be ignored, so they need not even be parsed."""
+        held: dict[AnalyticsQuery, datetime] = {}
+        for request in requests:
+            if not isinstance(request, AnalyticsQuery):
+                continue
+            history = self.history.get(merge_key(request))
+            if history is None or not history.times or history.covered_from is None:
+                continue
+            if request.start >= history.covered_from:
+                held[request] = datetime.fromtimestamp(history.times[-1], UTC)
+        return held
 
     def _store(
         self,

@@ -26,12 +26,6 @@ from agent.collect.models import Sample
 from agent.evaluate.rules import Filter
 from agent.evaluate.values import InstanceKey, labels_match
 
-_FilterKey = tuple[tuple[str, str | tuple[str, ...]], ...]
-
-
-def _filter_key(where: Filter) -> _FilterKey:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in where.items()))
-
 
 @dataclass
 class Series:
@@ -40,13 +34,15 @@ class Series:
     present: array[int]
     #: field → running sum of the field, aligned like ``present``
     sums: dict[str, array[float]] = field(default_factory=dict)
-    _matches: dict[_FilterKey, bool] = field(default_factory=dict)
+    #: id(filter) → (the filter, whether it matches); filters live in rules, so they are
+    #: few and long-lived, and the identity check guards against a reused id
+    _matches: dict[int, tuple[Filter, bool]] = field(default_factory=dict)
 
-    def matches(self, where: Filter, key: _FilterKey) -> bool:
-        found = self._matches.get(key)
-        if found is None:
-            found = self._matches[key] = labels_match(self.labels, where)
-        return found
+    def matches(self, where: Filter) -> bool:
+        found = self._matches.get(id(where))
+        if found is None or found[0] is not where:
+            found = self._matches[id(where)] = (where, labels_match(self.labels, where))
+        return found[1]
 
 
 class QueryHistory:
@@ -56,6 +52,7 @@ class QueryHistory:
         self._by_labels: dict[tuple[tuple[str, str], ...], Series] = {}
         self._splits: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[InstanceKey, list[Series]]]
         self._splits = {}
+        self._spans: dict[tuple[datetime, datetime], tuple[int, int]] = {}
         #: days wholly fetched after they ended: their rows will not change any more
         self.final_through: date | None = None
         #: the first day the columns hold completely
@@ -83,6 +80,7 @@ class QueryHistory:
             self._truncate(bisect.bisect_left(self.times, min(buckets)))
         for stamp in sorted(buckets):
             self._append(stamp, buckets[stamp])
+        self._spans = {}
         today = now.astimezone(UTC).date()
         final = min(end, today - timedelta(days=1))
         if final >= start and (self.final_through is None or final > self.final_through):
@@ -141,6 +139,7 @@ class QueryHistory:
         if index < max(64, len(self.times) // 8):
             return
         del self.times[:index]
+        self._spans = {}
         for series in self.series:
             del series.present[:index]
             for column in series.sums.values():
@@ -149,6 +148,17 @@ class QueryHistory:
             self.covered_from = day
 
     # -- reading ----------------------------------------------------------------------------
+
+    def span(self, after: datetime, until: datetime) -> tuple[int, int]:
+        """Indexes of the buckets in ``(after, until]``; every instance of every rule with
+        this window asks, so the answer is kept until the columns change."""
+        found = self._spans.get((after, until))
+        if found is None:
+            found = self._spans[(after, until)] = (
+                bisect.bisect_right(self.times, after.timestamp()),
+                bisect.bisect_right(self.times, until.timestamp()),
+            )
+        return found
 
     def split(
         self, group_by: tuple[str, ...], services: tuple[str, ...]
@@ -177,11 +187,7 @@ class SeriesWindow:
         self.parts = list(parts)
 
     def _span(self, history: QueryHistory, after: datetime, until: datetime) -> tuple[int, int]:
-        times = history.times
-        return (
-            bisect.bisect_right(times, after.timestamp()),
-            bisect.bisect_right(times, until.timestamp()),
-        )
+        return history.span(after, until)
 
     def rows(self, after: datetime, until: datetime) -> int:
         count = 0
@@ -192,7 +198,6 @@ class SeriesWindow:
         return count
 
     def total(self, field_name: str, where: Filter, after: datetime, until: datetime) -> float:
-        key = _filter_key(where)
         total = 0.0
         for history, series_list in self.parts:
             low, high = self._span(history, after, until)
@@ -200,20 +205,19 @@ class SeriesWindow:
                 continue
             for series in series_list:
                 column = series.sums.get(field_name)
-                if column is not None and series.matches(where, key):
+                if column is not None and series.matches(where):
                     total += column[high] - column[low]
         return total
 
     def last(
         self, field_name: str, where: Filter, after: datetime, until: datetime
     ) -> float | None:
-        key = _filter_key(where)
         best: tuple[float, float] | None = None
         for history, series_list in self.parts:
             low, high = self._span(history, after, until)
             for series in series_list:
                 column = series.sums.get(field_name)
-                if column is None or not series.matches(where, key):
+                if column is None or not series.matches(where):
                     continue
                 for index in range(high - 1, low - 1, -1):
                     if series.present[index + 1] > series.present[index]:

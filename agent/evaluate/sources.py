@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
@@ -28,7 +28,9 @@ class AnalyticsFetcher(Protocol):
     def fetch(self, query: AnalyticsQuery) -> list[Sample]: ...
 
     def fetch_many(
-        self, queries: Sequence[AnalyticsQuery]
+        self,
+        queries: Sequence[AnalyticsQuery],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
     ) -> dict[AnalyticsQuery, list[Sample] | Exception]: ...
 
 
@@ -64,14 +66,16 @@ class LiveSource:
         self._titles: dict[str, dict[str, str]] = {}
 
     def fetch_many(
-        self, requests: Sequence[DataRequest]
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
     ) -> dict[DataRequest, list[Sample] | Exception]:
         """A cycle's requests: the Analytics jobs as one batch (submitted together, polled
         together), then the execution logs; an error answers its own request only."""
         queries = [r for r in requests if isinstance(r, AnalyticsQuery)]
         results: dict[DataRequest, list[Sample] | Exception] = {}
         if queries:
-            for query, answer in self.analytics.fetch_many(queries).items():
+            for query, answer in self.analytics.fetch_many(queries, newer_than).items():
                 results[query] = answer
         for request in requests:
             if not isinstance(request, AnalyticsQuery):
@@ -125,11 +129,14 @@ def fetch_or_error(source: DataSource, request: DataRequest) -> list[Sample] | E
 
 
 def fetch_all(
-    source: DataSource, requests: Sequence[DataRequest]
+    source: DataSource,
+    requests: Sequence[DataRequest],
+    newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
 ) -> dict[DataRequest, list[Sample] | Exception]:
-    """Every request's rows or error, in one batch when the source can batch."""
+    """Every request's rows or error, in one batch when the source can batch.
+    ``newer_than``: rows the caller holds already, which a source may leave out."""
     if isinstance(source, LiveSource):
-        return source.fetch_many(requests)
+        return source.fetch_many(requests, newer_than)
     return {request: fetch_or_error(source, request) for request in requests}
 
 

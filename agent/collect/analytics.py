@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -52,6 +52,10 @@ _LABEL_FIELDS: dict[Metric, tuple[tuple[str, str], ...]] = {
     Metric.TOP_URLS: (("url", "url"),),
 }
 USAGE_TOTALS = ("total_api_count", "total_cdn_count", "total_api_bandwidth", "total_cdn_bandwidth")
+
+
+#: receives one query's answer once complete; returns what of it to keep in the results
+AnswerHook = Callable[[AnalyticsQuery, "list[Sample] | Exception"], "list[Sample] | Exception"]
 
 
 class BadRow(ValueError):
@@ -137,6 +141,7 @@ class AnalyticsClient:
         self,
         queries: Sequence[AnalyticsQuery],
         newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
     ) -> dict[AnalyticsQuery, list[Sample] | Exception]:
         """Every query's rows (or the error that stopped it), fetched as one batch.
 
@@ -145,8 +150,18 @@ class AnalyticsClient:
         far, so with enough queries in flight most answer on their first retrieve and
         a query costs two requests. One failing query does not stop the others.
         ``newer_than`` skips a query's rows dated before a time (buckets the caller
-        already holds) without parsing them.
+        already holds) without parsing them. ``on_answer`` receives each query's
+        answer as soon as it is complete and returns what to keep of it (a caller that
+        stores rows elsewhere keeps little).
         """
+        held = newer_than or {}
+        results: dict[AnalyticsQuery, list[Sample] | Exception] = {}
+
+        def finish(query: AnalyticsQuery, answer: list[Sample] | Exception) -> None:
+            results[query] = answer
+            if on_answer is not None:
+                results[query] = on_answer(query, answer)
+
         chunks: dict[AnalyticsQuery, list[_Job | Exception]] = {}
         for query in dict.fromkeys(queries):
             chunks[query] = []
@@ -156,18 +171,25 @@ class AnalyticsClient:
                 except Exception as error:  # reported per query; the batch goes on
                     chunks[query].append(error)
                     break
-        rows = self._collect([j for jobs in chunks.values() for j in jobs if isinstance(j, _Job)])
-        results: dict[AnalyticsQuery, list[Sample] | Exception] = {}
+        # a query's rows are parsed (and handed over) once its last job is read, so a
+        # batch never holds every raw answer at once
+        waiting = {query: sum(isinstance(j, _Job) for j in jobs) for query, jobs in chunks.items()}
+        read: dict[_Job, list[Any] | Exception] = {}
+
+        def job_done(job: _Job, answer: list[Any] | Exception) -> None:
+            read[job] = answer
+            waiting[job.query] -= 1
+            if waiting[job.query] == 0:
+                jobs = chunks[job.query]
+                answers = [read.pop(j) if isinstance(j, _Job) else j for j in jobs]
+                finish(job.query, _assemble(job.query, answers, held))
+
         for query, jobs in chunks.items():
-            samples: list[Sample] = []
-            for job in jobs:
-                answer = job if isinstance(job, Exception) else rows[job]
-                if isinstance(answer, Exception):
-                    results[query] = answer
-                    break
-                samples.extend(parse_rows(query, answer, (newer_than or {}).get(query)))
-            else:
-                results[query] = _merge_dateless(samples) if len(jobs) > 1 else samples
+            if not waiting[query]:  # its first submission failed: nothing to poll
+                finish(query, _assemble(query, [j for j in jobs if isinstance(j, Exception)], held))
+        self._collect(
+            [j for jobs in chunks.values() for j in jobs if isinstance(j, _Job)], job_done
+        )
         return results
 
     # jobs ---------------------------------------------------------------------------------
@@ -200,8 +222,11 @@ class AnalyticsClient:
         )
         return job
 
-    def _collect(self, jobs: list[_Job]) -> dict[_Job, list[Any] | Exception]:
-        """Poll submitted jobs as one batch until each has its rows, failed or timed out."""
+    def _collect(
+        self, jobs: list[_Job], done: Callable[[_Job, list[Any] | Exception], None]
+    ) -> None:
+        """Poll submitted jobs as one batch until each has its rows, failed or timed out;
+        each outcome goes to ``done`` as soon as it is known."""
         timeout = self.settings.job_timeout.total_seconds()
         # until a latency is known, ask at once (a fast server answers the first retrieve)
         first_wait = self._latency or 0.0
@@ -210,7 +235,6 @@ class AnalyticsClient:
             (job.submitted + first_wait, order, job, POLL_INITIAL) for order, job in enumerate(jobs)
         ]
         heapq.heapify(due)
-        results: dict[_Job, list[Any] | Exception] = {}
         polls: dict[_Job, int] = {}
         while due:
             at, order, job, interval = heapq.heappop(due)
@@ -222,25 +246,27 @@ class AnalyticsClient:
                 first = self._retrieve(job, 0)
                 if first is not None:
                     self._observe_latency(job, polls[job])
-                    results[job] = self._remaining_pages(job, first, job.submitted + timeout)
-                    continue
+                    rows = self._remaining_pages(job, first, job.submitted + timeout)
             except Exception as error:  # this job's verdict; the others go on
-                results[job] = error
+                done(job, error)
+                continue
+            if first is not None:
+                done(job, rows)
                 continue
             now = self.clock.monotonic()
             deadline = job.submitted + timeout
             if now >= deadline:
-                results[job] = JobTimeout(
+                timed_out = JobTimeout(
                     f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
                     f"not finished after {timeout:.0f}s ({polls[job]} polls)",
                     endpoint=self._data_endpoint(job),
                 )
+                done(job, timed_out)
                 continue
             log.debug("analytics.job.waiting", job_id=job.id, wait=interval)
             heapq.heappush(
                 due, (min(now + interval, deadline), order, job, min(interval * 2, POLL_MAX))
             )
-        return results
 
     def _observe_latency(self, job: _Job, polls: int) -> None:
         """Learn how long jobs take: first polls that find the rows done ease the wait
@@ -345,6 +371,20 @@ class AnalyticsClient:
     @property
     def _org(self) -> str:
         return self.settings.organization_uid
+
+
+def _assemble(
+    query: AnalyticsQuery,
+    answers: list[list[Any] | Exception],
+    held: Mapping[AnalyticsQuery, datetime],
+) -> list[Sample] | Exception:
+    """One query's Samples from the raw rows of its jobs, or the first error among them."""
+    samples: list[Sample] = []
+    for answer in answers:
+        if isinstance(answer, Exception):
+            return answer
+        samples.extend(parse_rows(query, answer, held.get(query)))
+    return _merge_dateless(samples) if len(answers) > 1 else samples
 
 
 def _is_job_failure(error: ContentstackError) -> bool:

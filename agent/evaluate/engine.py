@@ -169,13 +169,27 @@ class Engine:
         with self.history_lock:
             fetched = {request: self._still_needed(request) for request in the_plan.requests}
             held = self._held_until(fetched.values())
-        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())), held)
+        columns: dict[DataRequest, QueryHistory] = {}
+
+        def keep(sent: DataRequest, answer: list[Sample] | Exception) -> list[Sample] | Exception:
+            """Rows go into the columns as each query completes; only what the row path
+            needs stays (the first rows, so an empty answer still shows as empty)."""
+            if isinstance(answer, Exception) or not isinstance(sent, AnalyticsQuery):
+                return answer
+            with self.history_lock:
+                history = self._store(sent, answer, now)
+            if history is None:
+                return answer
+            columns[sent] = history
+            return answer[:1]
+
+        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())), held, keep)
         results = {request: answers[fetched[request]] for request in the_plan.requests}
+        stored = {r: columns[sent] for r, sent in fetched.items() if sent in columns}
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
         # The daemon's groups share queries: the columns are written and read under one lock.
         with self.history_lock:
-            stored = self._store(fetched, results, now)
             unstored = {r: rows for r, rows in results.items() if r not in stored}
             recent = _recent_rows(selected, the_plan.by_rule, unstored, now)
             for rule in selected:
@@ -229,33 +243,22 @@ class Engine:
         return held
 
     def _store(
-        self,
-        fetched: dict[DataRequest, DataRequest],
-        results: dict[DataRequest, list[Sample] | Exception],
-        now: datetime,
-    ) -> dict[DataRequest, QueryHistory]:
-        """Merge the Analytics answers into their columns; rows without a date (top URLs)
-        are not series and stay on the row path."""
-        stored: dict[DataRequest, QueryHistory] = {}
-        for request, rows in results.items():
-            if not isinstance(request, AnalyticsQuery) or isinstance(rows, Exception):
-                continue
-            key = merge_key(request)
-            if any(row.at is None for row in rows):
-                self.history.pop(key, None)
-                continue
-            history = self.history.get(key)
-            if history is None:
-                history = self.history[key] = QueryHistory()
-            if history not in stored.values():
-                sent = fetched[request]
-                assert isinstance(sent, AnalyticsQuery)
-                history.merge(rows, sent.start, sent.end, now)
-                retention = self._retention.get(key)
-                if retention is not None:
-                    history.forget_before((now - retention).date())
-            stored[request] = history
-        return stored
+        self, sent: AnalyticsQuery, rows: list[Sample], now: datetime
+    ) -> QueryHistory | None:
+        """Merge one Analytics answer into its columns; rows without a date (top URLs)
+        are not series and stay on the row path (None)."""
+        key = merge_key(sent)
+        if any(row.at is None for row in rows):
+            self.history.pop(key, None)
+            return None
+        history = self.history.get(key)
+        if history is None:
+            history = self.history[key] = QueryHistory()
+        history.merge(rows, sent.start, sent.end, now)
+        retention = self._retention.get(key)
+        if retention is not None:
+            history.forget_before((now - retention).date())
+        return history
 
     def _judge_rule(
         self, rule: Rule, windows: dict[InstanceKey, Window], now: datetime, report: CycleReport

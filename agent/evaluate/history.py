@@ -97,7 +97,7 @@ class QueryHistory:
         key = tuple(sorted(labels.items()))
         found = self._by_labels.get(key)
         if found is None:
-            present = array("l", [0] * (len(self.times) + 1))
+            present = array("i", [0] * (len(self.times) + 1))
             found = self._by_labels[key] = Series(dict(labels), present)
             self.series.append(found)
             self._splits = {}

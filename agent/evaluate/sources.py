@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
+from agent.collect.analytics import AnswerHook as AnalyticsAnswerHook
 from agent.collect.errors import ContentstackError
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import (
@@ -31,6 +32,7 @@ class AnalyticsFetcher(Protocol):
         self,
         queries: Sequence[AnalyticsQuery],
         newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnalyticsAnswerHook | None = None,
     ) -> dict[AnalyticsQuery, list[Sample] | Exception]: ...
 
 
@@ -69,17 +71,20 @@ class LiveSource:
         self,
         requests: Sequence[DataRequest],
         newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
     ) -> dict[DataRequest, list[Sample] | Exception]:
         """A cycle's requests: the Analytics jobs as one batch (submitted together, polled
         together), then the execution logs; an error answers its own request only."""
         queries = [r for r in requests if isinstance(r, AnalyticsQuery)]
         results: dict[DataRequest, list[Sample] | Exception] = {}
         if queries:
-            for query, answer in self.analytics.fetch_many(queries, newer_than).items():
+            batch = self.analytics.fetch_many(queries, newer_than, on_answer)
+            for query, answer in batch.items():
                 results[query] = answer
         for request in requests:
             if not isinstance(request, AnalyticsQuery):
-                results[request] = fetch_or_error(self, request)
+                answer = fetch_or_error(self, request)
+                results[request] = on_answer(request, answer) if on_answer else answer
         return results
 
     def fetch(self, request: DataRequest) -> list[Sample]:
@@ -120,6 +125,20 @@ class LiveSource:
         ]
 
 
+@runtime_checkable
+class BatchSource(Protocol):
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]: ...
+
+
+#: receives each request's answer once complete; returns what of it to keep
+AnswerHook = Callable[[DataRequest, list[Sample] | Exception], list[Sample] | Exception]
+
+
 def fetch_or_error(source: DataSource, request: DataRequest) -> list[Sample] | Exception:
     try:
         return source.fetch(request)
@@ -132,12 +151,18 @@ def fetch_all(
     source: DataSource,
     requests: Sequence[DataRequest],
     newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+    on_answer: AnswerHook | None = None,
 ) -> dict[DataRequest, list[Sample] | Exception]:
     """Every request's rows or error, in one batch when the source can batch.
-    ``newer_than``: rows the caller holds already, which a source may leave out."""
-    if isinstance(source, LiveSource):
-        return source.fetch_many(requests, newer_than)
-    return {request: fetch_or_error(source, request) for request in requests}
+    ``newer_than``: rows the caller holds already, which a source may leave out;
+    ``on_answer``: sees each answer as it completes and says what to keep of it."""
+    if isinstance(source, BatchSource):
+        return source.fetch_many(requests, newer_than, on_answer)
+    results: dict[DataRequest, list[Sample] | Exception] = {}
+    for request in requests:
+        answer = fetch_or_error(source, request)
+        results[request] = on_answer(request, answer) if on_answer else answer
+    return results
 
 
 class TimeIndex:

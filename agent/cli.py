@@ -107,13 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--format", choices=("table", "json"), default="table")
     status.set_defaults(handler=cmd_status)
 
+    from agent.daemon import cli as state_cli
     from agent.notify import cli as notify_cli
+    from agent.remediate import cli as remediate_cli
 
     notify_cli.add_arguments(commands)
-    for name in ("notify-test", "silence", "ack"):
+    state_cli.add_arguments(commands)
+    remediate_cli.add_arguments(commands)
+    for name in ("notify-test", "silence", "ack", "audit", "automations"):
         for parser_for in _leaf_parsers(commands.choices[name]):
             _config_option(parser_for)
-            parser_for.set_defaults(handler=cmd_notify)
+            parser_for.set_defaults(handler=cmd_with_settings)
 
     from agent.setup import cli as setup_cli
 
@@ -218,9 +222,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.evaluations else 1
 
 
-def cmd_notify(args: argparse.Namespace) -> int:
+def cmd_with_settings(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    code: int = args.notify_handler(settings, args)
+    code: int = args.settings_handler(settings, args)
     return code
 
 

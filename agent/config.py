@@ -24,6 +24,7 @@ from pydantic_settings import (
 from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
+from agent.remediate.config import RemediateConfig
 from agent.secretfiles import read_secret, relative_to
 from agent.tomlpos import locate
 from agent.tomlread import TomlProblem, read_toml
@@ -216,6 +217,7 @@ class Settings(BaseSettings):
     contentstack: ContentstackSettings = Field(default_factory=ContentstackSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    remediate: RemediateConfig = Field(default_factory=RemediateConfig)
 
     @classmethod
     def settings_customise_sources(

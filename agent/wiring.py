@@ -5,17 +5,26 @@ Shared by ``once``, ``backtest``, ``run`` and ``demo`` so each wires the parts t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
 from agent.collect import Clients, build_clients
 from agent.config import ConfigError, Settings, load_settings
+from agent.evaluate.alerts import Transition
 from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
 from agent.notify.config import RouteConfig
+from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.notify import Notifier
+    from agent.remediate.records import AlertContext
+    from agent.remediate.runner import Observe, Remediator
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -32,6 +41,7 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     rules: list[Rule] = []
     problems: list[Problem] = []
     route_names = _route_names(settings.notify.route)
+    action_names = {action.name for action in settings.remediate.actions}
     for item in loaded:
         try:
             rules.append(resolve_stacks(item.rule, settings.contentstack.stacks))
@@ -47,6 +57,19 @@ def load_rule_set(settings: Settings) -> list[Rule]:
                     f"no route named {', '.join(map(repr, unknown))} in [notify.route]",
                 )
             )
+        # a rule may name actions of a remediation that is off (the shipped rules do);
+        # once it is on, a name without its action is a typo that would act never
+        unknown_actions = [name for name in item.rule.actions if name not in action_names]
+        if unknown_actions and settings.remediate.enabled:
+            problems.append(
+                Problem(
+                    item.path,
+                    item.line,
+                    f"rule[{item.rule.name}].actions",
+                    f"no action named {', '.join(map(repr, unknown_actions))} "
+                    "in [[remediate.actions]]",
+                )
+            )
     if problems:
         raise RulesInvalid(problems)
     return rules
@@ -59,14 +82,47 @@ def _route_names(route: RouteConfig) -> set[str]:
     return names
 
 
+class Reactor(Protocol):
+    """A stage that reacts to alert state changes inside the transaction that records
+    them (notify's outbox today; remediation's queue next): a crash keeps both or neither."""
+
+    def submit(self, transitions: Iterable[Transition]) -> None: ...
+
+
 @dataclass
 class Pipeline:
+    """The stages of one configuration: collect (clients, source), evaluate (engine) and the
+    stages after it. Reload builds a new one and swaps it whole."""
+
     settings: Settings
     clients: Clients
     engine: Engine
+    #: None where nothing is sent (``once`` without ``--notify``, ``backtest``).
+    notifier: Notifier | None = None
+    #: None where nothing is sent; the daemon runs what it queues on its beat.
+    remediator: Remediator | None = None
+    #: rule name -> what its persisted state is about (``Rule.state_identity``).
+    rule_hashes: dict[str, str] = field(default_factory=dict)
 
-    def close(self) -> None:
-        self.clients.close()
+    @property
+    def reactors(self) -> list[Reactor]:
+        """The stages after evaluate, in order; a new stage appends itself here."""
+        return [stage for stage in (self.notifier, self.remediator) if stage is not None]
+
+    def react(self, transitions: Sequence[Transition]) -> None:
+        """Hand a cycle's transitions to every later stage. Call inside ``store.tx()``."""
+        for reactor in self.reactors:
+            reactor.submit(transitions)
+
+    def take_over(self, previous: Pipeline) -> None:
+        """Carry the previous pipeline's alert state into this one (rules whose meaning is
+        unchanged keep it). Call while no cycle runs on ``previous``."""
+        self.engine.take_over(previous.engine)
+
+    def close(self, keep: Pipeline | None = None) -> None:
+        """Release what this pipeline holds, except the parts ``keep`` took over."""
+        if keep is None or keep.clients is not self.clients:
+            self.clients.close()
 
 
 def build_pipeline(
@@ -75,18 +131,37 @@ def build_pipeline(
     rules: list[Rule] | None = None,
     *,
     network_clock: Clock | None = None,
+    store: Store | None = None,
+    previous: Pipeline | None = None,
+    observe_api: Callable[[str, int], None] | None = None,
+    observe_remediation: Observe | None = None,
 ) -> Pipeline:
-    """Clients, source and engine. ``network_clock`` paces requests (rate limit, retries,
-    job polling) when it must differ from the clock of the monitored world: the demo
-    speeds up the world, but 10 requests per second stay 10 per real second."""
+    """Clients, source, engine and, given a ``store``, the notifier. ``network_clock``
+    paces requests (rate limit, retries, job polling) when it must differ from the clock
+    of the monitored world: the demo speeds up the world, but 10 requests per second stay
+    10 per real second. Parts of a ``previous`` pipeline whose settings did not change are
+    reused (open connections, caches); its alert state moves over with ``take_over``.
+    ``observe_api`` hears every API answer (endpoint, status) of new clients,
+    ``observe_remediation`` every remediation outcome (action, outcome)."""
     problem = settings.contentstack.credentials_problem()
     if problem:
         raise ConfigError([problem])
     rules = load_rule_set(settings) if rules is None else rules
-    clients = build_clients(settings.contentstack, network_clock or clock)
-    source = LiveSource(
-        clients.analytics, clients.automations, settings.contentstack.automations_projects
-    )
+    notifier = None
+    if previous is not None and previous.notifier and previous.settings.notify == settings.notify:
+        notifier = previous.notifier
+    elif store is not None:
+        from agent.notify import Notifier  # Apprise comes with it: only where it sends
+
+        notifier = Notifier(settings.notify, store, clock)
+    if previous is not None and previous.settings.contentstack == settings.contentstack:
+        clients, source = previous.clients, previous.engine.source
+    else:
+        clients = build_clients(settings.contentstack, network_clock or clock)
+        clients.http.observer = observe_api
+        source = LiveSource(
+            clients.analytics, clients.automations, settings.contentstack.automations_projects
+        )
     engine = Engine(
         rules,
         source,
@@ -94,4 +169,27 @@ def build_pipeline(
         link=settings.agent.link,
         stack_names={key: name for name, key in settings.contentstack.stacks.items()},
     )
-    return Pipeline(settings, clients, engine)
+    hashes = {rule.name: rule.state_identity() for rule in rules}
+    remediator = None
+    if store is not None:  # built anew: it reads this pipeline's engine and clients
+        from agent.remediate.health import EngineHealth
+        from agent.remediate.runner import Remediator
+
+        remediator = Remediator(
+            settings.remediate,
+            store,
+            clock,
+            clients.automations,
+            clients.trigger,
+            health=EngineHealth(lambda: engine),
+            announce=_announcer(notifier),
+            observe=observe_remediation,
+        )
+    return Pipeline(settings, clients, engine, notifier, remediator, hashes)
+
+
+def _announcer(notifier: Notifier | None) -> Callable[[AlertContext, str], object] | None:
+    """Remediation tells the alert's channels what it did."""
+    if notifier is None:
+        return None
+    return lambda alert, text: notifier.announce(alert.fingerprint, text)

@@ -27,6 +27,19 @@ def test_demo_fires_and_resolves_the_cdn_spike_through_apprise(tmp_path):
     assert lines.index(firing[0]) < lines.index(resolved[0])
     assert "on stack Website" in firing[0]
     assert "Traceback" not in result.stderr
+    # remediation: the cache-hit drop runs the purge automation by its trigger; the failing
+    # automation is disabled, then re-enabled on resolve; each with its verification
+    purge = [line for line in lines if "ran automation Purge CDN cache through its HTTP" in line]
+    assert len(purge) == 1 and ": success." in purge[0], result.stdout
+    disabled = [
+        line for line in lines if "Stackwatch disabled automation Notify on publish" in line
+    ]
+    enabled = [
+        line for line in lines if "Stackwatch re-enabled automation Notify on publish" in line
+    ]
+    assert len(disabled) == len(enabled) == 1, result.stdout
+    assert "reads back inactive" in disabled[0] and "reads back active" in enabled[0]
+    assert lines.index(disabled[0]) < lines.index(enabled[0])
     assert lines[-2] == "The scenario's incidents are over and every alert has cleared."
     assert lines[-1].startswith("Demo over:")
 

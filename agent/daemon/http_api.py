@@ -12,6 +12,7 @@ import hmac
 import json
 import re
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 
 from agent.daemon.metrics import CONTENT_TYPE_LATEST
+from agent.daemon.operations import Conflict, Invalid, NotFound, OperationError, Operations
+from agent.durations import parse_duration
+from agent.notify.silence import Silence
 from agent.redact import redact
+from agent.remediate.storage import AuditFilter
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +32,7 @@ MAX_BODY = 64 * 1024
 _SILENCE = re.compile(r"^/api/v1/silences/([A-Za-z0-9_-]{1,64})$")
 _ACK = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/ack$")
 _SAMPLES = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/samples$")
+_STATUS: dict[type[OperationError], int] = {Invalid: 400, NotFound: 404, Conflict: 409}
 
 
 class ApiError(Exception):
@@ -45,17 +51,7 @@ class Backend(Protocol):
 
     def metrics_text(self) -> bytes: ...
 
-    def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]: ...
-
-    def samples(self, fingerprint: str) -> list[dict[str, Any]]: ...
-
-    def silences(self, *, include_expired: bool) -> list[dict[str, Any]]: ...
-
-    def add_silence(self, body: dict[str, Any], actor: str) -> dict[str, Any]: ...
-
-    def expire_silence(self, silence_id: str, actor: str) -> bool: ...
-
-    def ack(self, fingerprint: str, by: str, comment: str) -> list[str]: ...
+    def operations(self) -> Operations: ...
 
 
 class ApiServer:
@@ -159,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
         flag = query.get("all", ["0"])[0].lower() in ("1", "true", "yes")
         try:
+            ops = backend.operations()
             if method in ("GET", "HEAD"):
                 if path == "/healthz":
                     ok = backend.healthy()
@@ -169,33 +166,43 @@ class _Handler(BaseHTTPRequestHandler):
                 elif path == "/metrics":
                     self._send(200, backend.metrics_text(), CONTENT_TYPE_LATEST, {})
                 elif path == "/api/v1/alerts":
-                    self._json(200, {"alerts": backend.alerts(include_inactive=flag)})
+                    self._json(200, {"alerts": ops.alerts(include_inactive=flag)})
                 elif path == "/api/v1/silences":
-                    self._json(200, {"silences": backend.silences(include_expired=flag)})
+                    silences = ops.silences(include_expired=flag)
+                    self._json(200, {"silences": [_silence_json(s) for s in silences]})
                 elif match := _SAMPLES.match(path):
-                    self._json(200, {"samples": backend.samples(match.group(1))})
+                    self._json(200, {"samples": ops.samples(match.group(1))})
+                elif path == "/api/v1/audit":  # the operators' trail, remediation's actions
+                    try:
+                        wanted = AuditFilter.from_query(query, ops.clock.now())
+                    except ValueError as error:
+                        raise ApiError(400, str(error)) from None
+                    actions = [record.to_json() for record in ops.remediation_actions(wanted)]
+                    self._json(200, {"audit": ops.audit_trail(_limit(query)), "actions": actions})
                 else:
                     raise ApiError(404, "not found")
                 return
             if method == "POST" and path == "/api/v1/silences":
                 self._require_token()
                 body = self._body()
-                self._json(201, backend.add_silence(body, self._actor(body)))
+                self._json(201, _silence_json(_add_silence(ops, body, self._actor(body))))
                 return
             if method == "DELETE" and (match := _SILENCE.match(path)):
                 self._require_token()
-                if not backend.expire_silence(match.group(1), self._actor({})):
-                    raise ApiError(404, "no such active silence")
+                ops.expire_silence(match.group(1), actor=self._actor({}))
                 self._json(200, {"expired": match.group(1)})
                 return
             if method == "POST" and (match := _ACK.match(path)):
                 self._require_token()
                 body = self._body()
                 by = self._actor(body)
-                channels = backend.ack(match.group(1), by, str(body.get("comment", ""))[:500])
+                comment = str(body.get("comment", ""))[:500]
+                channels = ops.ack(match.group(1), actor=by, comment=comment)
                 self._json(200, {"acknowledged": match.group(1), "by": by, "channels": channels})
                 return
             raise ApiError(404 if method in ("POST", "DELETE") else 405, "not found")
+        except OperationError as error:
+            self._json(_STATUS[type(error)], {"error": error.message})
         except ApiError as error:
             extra = {"WWW-Authenticate": 'Bearer realm="stackwatch"'} if error.status == 401 else {}
             self._json(error.status, {"error": error.message}, extra)
@@ -214,3 +221,51 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+
+def _add_silence(ops: Operations, body: dict[str, Any], actor: str) -> Silence:
+    matchers = body.get("matchers")
+    if not isinstance(matchers, list) or not all(isinstance(m, str) for m in matchers):
+        raise ApiError(400, "matchers must be a list of strings such as 'alertname=X'")
+    try:
+        duration = parse_duration(str(body["duration"])) if "duration" in body else None
+    except ValueError as error:
+        raise ApiError(400, redact(str(error))) from None
+    return ops.add_silence(
+        matchers,
+        actor=actor,
+        duration=duration,
+        ends_at=_when(body.get("ends_at")),
+        starts_at=_when(body.get("starts_at")),
+        comment=str(body.get("comment", ""))[:500],
+    )
+
+
+def _silence_json(silence: Silence) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "matchers": list(silence.matchers),
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+    }
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"cannot read {value!r} as an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ApiError(400, "times need a timezone, e.g. 2024-06-01T12:00:00Z")
+    return parsed
+
+
+def _limit(query: dict[str, list[str]]) -> int:
+    text = query.get("limit", ["100"])[0]
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise ApiError(400, "limit must be a whole number from 1 to 10000")
+    return int(text)

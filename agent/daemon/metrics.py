@@ -6,11 +6,17 @@ build several daemons in one process without "duplicated timeseries" errors.
 
 from __future__ import annotations
 
+import collections
 import re
+import threading
+import typing
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if typing.TYPE_CHECKING:
+    from agent.notify import DeliveryReport
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "normalise_endpoint"]
 
@@ -76,18 +82,44 @@ class Metrics:
             "stackwatch_config_reloads", "SIGHUP reloads by outcome", ["outcome"], registry=r
         )
         self.ready = Gauge("stackwatch_ready", "1 once the first cycle succeeded", registry=r)
+        self._counts: dict[str, Mapping[str, int]] = {}
+        self._counts_lock = threading.Lock()
 
     def observe_api(self, endpoint: str, status: int) -> None:
         self.api_requests.labels(normalise_endpoint(endpoint), str(status)).inc()
         if status == 429:
             self.api_rate_limited.inc()
 
+    def observe_remediation(self, action: str, outcome: str) -> None:
+        self.remediation_actions.labels(action, outcome).inc()
+
     def observe_wait(self, group: str, seconds: float) -> None:
         self.job_wait_seconds.labels(group).observe(seconds)
+
+    def record_cycle(self, group: str, seconds: float, *, errors: bool) -> None:
+        self.evaluation_seconds.labels(group).observe(seconds)
+        self.evaluations.labels(group, "error" if errors else "ok").inc()
+
+    def set_group_counts(self, job_id: str, counts: Mapping[str, int]) -> None:
+        """One rule group's alert instances by state; the gauge shows the sum of all."""
+        with self._counts_lock:
+            self._counts[job_id] = counts
+            total: collections.Counter[str] = collections.Counter()
+            for part in self._counts.values():
+                total.update(part)
+        self.set_alert_counts(total)
 
     def set_alert_counts(self, counts: Mapping[str, int]) -> None:
         for state in ("inactive", "pending", "firing", "resolved", "nodata", "error"):
             self.alerts.labels(state).set(counts.get(state, 0))
+
+    def record_delivery(self, report: DeliveryReport, outbox: Mapping[str, int]) -> None:
+        self.notifications_sent.inc(report.delivered)
+        if report.retrying:
+            self.notifications_failed.labels("retrying").inc(report.retrying)
+        if report.dead:
+            self.notifications_failed.labels("dead").inc(report.dead)
+        self.set_outbox(outbox)
 
     def set_outbox(self, counts: Mapping[str, int]) -> None:
         for status in ("pending", "delivered", "dead"):

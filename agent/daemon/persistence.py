@@ -243,6 +243,17 @@ def samples(
     ]
 
 
+def instance_rows(conn: sqlite3.Connection, *, include_inactive: bool) -> list[sqlite3.Row]:
+    """Instances for display: the worst states first, then by rule and fingerprint."""
+    where = "" if include_inactive else "WHERE state != 'inactive'"
+    return conn.execute(
+        "SELECT rule, fingerprint, state, labels, value, since, pending_since, firing_since, "
+        f"evaluated_at, error, annotations FROM daemon_instances {where} "
+        "ORDER BY CASE state WHEN 'firing' THEN 0 WHEN 'error' THEN 1 WHEN 'nodata' THEN 2 "
+        "WHEN 'pending' THEN 3 ELSE 4 END, rule, fingerprint"
+    ).fetchall()
+
+
 def load(conn: sqlite3.Connection) -> list[StoredInstance]:
     rows = conn.execute("SELECT * FROM daemon_instances ORDER BY rule, instance_key").fetchall()
     return [StoredInstance.from_row(row) for row in rows]
@@ -266,6 +277,27 @@ def restore(engine: Engine, stored: Iterable[StoredInstance]) -> tuple[int, int]
     return restored, skipped
 
 
+def outdated(
+    stored: Iterable[StoredInstance], engine: Engine, hashes: Mapping[str, str]
+) -> tuple[list[StoredInstance], list[StoredInstance]]:
+    """Stored rows whose rule is gone, and rows whose rule changed meaning since."""
+    gone, changed = [], []
+    for item in stored:
+        if item.rule not in engine.rules and item.rule != engine.source_state.rule:
+            gone.append(item)
+        elif item.rule in engine.rules and item.rule_hash != hashes[item.rule]:
+            changed.append(item)
+    return gone, changed
+
+
+def forget(conn: sqlite3.Connection, rows: Iterable[tuple[str, Any]]) -> None:
+    """Delete the rows of these (rule, instance key) pairs."""
+    conn.executemany(
+        "DELETE FROM daemon_instances WHERE rule = ? AND instance_key = ?",
+        [(rule, key_json(key)) for rule, key in rows],
+    )
+
+
 def audit(
     conn: sqlite3.Connection,
     now: datetime,
@@ -280,6 +312,26 @@ def audit(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (now.timestamp(), actor, action, target, json.dumps(dict(detail or {})), outcome),
     )
+
+
+def audit_rows(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` audit rows, newest first, ready for JSON."""
+    rows = conn.execute(
+        "SELECT at, actor, action, target, detail, outcome FROM daemon_audit "
+        "ORDER BY at DESC, id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        {
+            "at": datetime.fromtimestamp(row["at"], UTC).isoformat(),
+            "actor": row["actor"],
+            "action": row["action"],
+            "target": row["target"],
+            "detail": json.loads(row["detail"]),
+            "outcome": row["outcome"],
+        }
+        for row in rows
+    ]
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

@@ -15,20 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-_ALERTS = """
-SELECT i.rule, i.fingerprint, i.state, i.labels, i.value, i.since, i.pending_since,
-       i.firing_since, i.evaluated_at, i.error, i.annotations{extra}
-FROM daemon_instances i{join}
-{where}
-ORDER BY CASE i.state WHEN 'firing' THEN 0 WHEN 'error' THEN 1 WHEN 'nodata' THEN 2
-         WHEN 'pending' THEN 3 ELSE 4 END, i.rule, i.fingerprint
-"""
-_NOTIFY_EXTRA = (
-    ", n.suppressed, n.episode, "
-    "(SELECT acked_by FROM notify_acks a WHERE a.fingerprint = i.fingerprint "
-    "AND a.episode = n.episode) AS acked_by"
-)
-_NOTIFY_JOIN = " LEFT JOIN notify_alerts n ON n.fingerprint = i.fingerprint"
+from agent.daemon import persistence
+from agent.notify import storage
 
 
 def _iso(value: float | None) -> str | None:
@@ -38,17 +26,15 @@ def _iso(value: float | None) -> str | None:
 
 
 def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> list[dict[str, Any]]:
-    where = "" if include_inactive else "WHERE i.state != 'inactive'"
+    instances = persistence.instance_rows(conn, include_inactive=include_inactive)
     try:
-        rows = conn.execute(
-            _ALERTS.format(extra=_NOTIFY_EXTRA, join=_NOTIFY_JOIN, where=where)
-        ).fetchall()
+        muted = storage.mute_status(conn)
     except sqlite3.OperationalError:  # notify's tables not there yet
-        rows = conn.execute(_ALERTS.format(extra="", join="", where=where)).fetchall()
+        muted = {}
     result = []
-    for row in rows:
-        keys = row.keys()
+    for row in instances:
         annotations = json.loads(row["annotations"])
+        suppressed, acked_by = muted.get(row["fingerprint"], (None, None))
         result.append(
             {
                 "rule": row["rule"],
@@ -62,8 +48,8 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
                 "evaluated_at": _iso(row["evaluated_at"]),
                 "error": row["error"],
                 "summary": annotations.get("summary"),
-                "suppressed": row["suppressed"] if "suppressed" in keys else None,
-                "acked_by": row["acked_by"] if "acked_by" in keys else None,
+                "suppressed": suppressed,
+                "acked_by": acked_by,
             }
         )
     return result
@@ -94,12 +80,11 @@ def daemon_url(path: Path, bind: str, port: int) -> str | None:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            row = conn.execute("SELECT value FROM daemon_meta WHERE key = 'http_url'").fetchone()
+            return persistence.get_meta(conn, "http_url")
         finally:
             conn.close()
     except sqlite3.Error:
         return None
-    return None if row is None else str(row[0])
 
 
 def fetch_alerts(url: str, timeout: float = 2.0) -> list[dict[str, Any]] | None:

@@ -4,7 +4,9 @@ The simulator and the agent share one ScaledClock, so a simulated hour of CDN
 traffic (with an injected 5xx spike and a cache-hit drop) passes in a minute or
 two of wall time, while the agent evaluates the shipped rules (``config.toml``
 beside this file, whose ``rules`` folder is the repository's ``rules/``) and sends
-its notifications through Apprise to the terminal (``console://``).
+its notifications through Apprise to the terminal (``console://``). Remediation is on:
+the rules' actions run against the simulator's automations, and each action, with its
+verification, is printed as it happens.
 
 The demo ends at its wall-clock ``duration``, or earlier once the story is told:
 every incident of the scenario is over and nothing is firing or pending any more.
@@ -28,8 +30,9 @@ from agent.config import Settings
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import Instance
 from agent.notify import Notifier, NotifyConfig
+from agent.remediate import EngineHealth, RemediateConfig, Remediator
 from agent.simulator import Simulator, load_scenario
-from agent.simulator.scenario import Incident
+from agent.simulator.scenario import Incident, Scenario
 from agent.store import Store
 from agent.wiring import Pipeline, build_pipeline
 
@@ -63,6 +66,43 @@ def demo_notify_config() -> NotifyConfig:
     )
 
 
+def demo_remediate_config(scenario: Scenario) -> RemediateConfig:
+    """The shipped rules' actions, aimed at the scenario's automations: the cache-hit drop
+    runs "Purge CDN cache" by its trigger, and a failing automation is disabled until its
+    alert resolves."""
+    purge = next(
+        (project, automation)
+        for project in scenario.projects
+        for automation in project.automations
+        if automation.title == "Purge CDN cache"
+    )
+    project, automation = purge
+    return RemediateConfig.model_validate(
+        {
+            "enabled": True,
+            "allowlist": ["Purge CDN cache", "Notify on publish"],
+            "actions": [
+                {
+                    "name": "purge-cdn-cache",
+                    "kind": "trigger",
+                    "trigger": automation.trigger_id,
+                    "http_key": automation.secure_key,
+                    "project": project.id,
+                    "automation": automation.id,
+                    "body": {"reason": "{{ rule }}: {{ summary }}"},
+                },
+                {
+                    "name": "disable-failing-automation",
+                    "kind": "disable",
+                    "project": "{{ labels.project }}",
+                    "automation": "{{ labels.automation }}",
+                    "revert_on_resolve": True,
+                },
+            ],
+        }
+    )
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -88,6 +128,7 @@ def run_demo(
     ):
         _point_at_simulator(settings, simulator, authtoken)
         settings.notify = demo_notify_config()
+        settings.remediate = demo_remediate_config(simulator.scenario)
         _say(
             out,
             f"Simulator on {simulator.url}: stacks "
@@ -97,6 +138,15 @@ def run_demo(
         store = Store(Path(folder) / "demo.db")
         notifier = Notifier(settings.notify, store, clock)
         pipeline = build_pipeline(settings, clock, network_clock=SystemClock())
+        remediator = Remediator(
+            settings.remediate,
+            store,
+            clock,
+            pipeline.clients.automations,
+            pipeline.clients.trigger,
+            health=EngineHealth(lambda: pipeline.engine),
+            announce=lambda alert, text: notifier.announce(alert.fingerprint, text),
+        )
         deadline = time.monotonic() + duration
         next_progress = clock.now()
         story_over = _story_end(simulator.scenario.incidents)
@@ -118,8 +168,11 @@ def run_demo(
                             report.fired.append(transition.rule)
                         elif transition.state is AlertState.RESOLVED:
                             report.resolved.append(transition.rule)
-                    notifier.submit(cycle.transitions)
-                notifier.run_once()
+                    with store.tx() as conn:  # alert states and the actions they make due
+                        notifier.submit(cycle.transitions)
+                        remediator.schedule(conn, cycle.transitions)
+                notifier.run_once()  # the alert's notice first, then what was done about it
+                remediator.run_once()
                 time.sleep(0.1)
         finally:
             notifier.run_once()

@@ -144,6 +144,15 @@ class Engine:
             self._retention = retention
             self.history = {k: h for k, h in self.history.items() if k in retention}
 
+    def take_over(self, previous: Engine) -> None:
+        """Adopt the alert state of the engine this one replaces (a reload): kept exactly
+        as ``previous.set_rules(<this engine's rules>)`` would keep it."""
+        rules = list(self.rules.values())
+        self.rules, self.instances = previous.rules, previous.instances
+        self.next_due = previous.next_due
+        self.source_state = previous.source_state
+        self.set_rules(rules)
+
     def interval(self, rule: Rule) -> timedelta:
         return rule.interval or self.default_interval
 

@@ -20,6 +20,7 @@ from agent.collect.models import GRANULARITIES, SERVICES, Metric
 from agent.durations import strict_duration
 from agent.evaluate.annotate import check_template
 from agent.evaluate.anomaly import AnomalyCondition
+from agent.names import check_name
 
 #: friendly rule names for metrics → what the collectors call them.
 METRIC_ALIASES: dict[str, str] = {
@@ -35,7 +36,6 @@ METRIC_ALIASES: dict[str, str] = {
 }
 
 Comparison = Literal[">", ">=", "<", "<="]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _STATUS_RANGE = re.compile(r"^(\d{3})-(\d{3})$")
 
@@ -230,12 +230,7 @@ class Rule(_Strict):
 
     _durations = field_validator("for_", "clear_for", "interval", mode="before")(strict_duration)
 
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("names use letters, digits, '_', '-', '.', ':' and start with one")
-        return value
+    _name = field_validator("name")(check_name)
 
     @field_validator("interval")
     @classmethod

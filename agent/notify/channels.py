@@ -8,90 +8,17 @@ the destination's id (a hash) or its redacted form, never the URL.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
-import structlog
 
 from agent.notify import plugins  # noqa: F401  (registers console:// and pdevents://)
-from agent.notify.config import ChannelConfig, TemplateKind
+from agent.notify.config import ChannelConfig
+from agent.notify.destination import Destination, Part, template_kind
 from agent.redact import redact, register_secret
-
-if TYPE_CHECKING:  # template renders for channels, so it imports this module
-    from agent.notify.template import Part
-
-log = structlog.get_logger("agent.notify")
-
-_MARKDOWN = {
-    "slack", "discord", "mmost", "mmosts", "msteams", "workflow", "workflows", "tgram",
-    "matrix", "matrixs", "rocket", "rockets", "zulip", "gchat", "guilded", "ntfy", "ntfys",
-    "gotify", "gotifys", "revolt", "wxteams", "webex", "lark", "feishu", "dingtalk",
-    "mastodon", "toot", "bluesky", "signal", "signals", "whatsapp", "ryver",
-}  # fmt: skip
-_HTML = {
-    "mailto", "mailtos", "ses", "sendgrid", "mailgun", "sparkpost", "resend", "brevo",
-    "smtp2go", "postmark", "mailersend", "o365", "azure", "outlook",
-}  # fmt: skip
-_SHORT = {
-    "twilio", "sns", "vonage", "nexmo", "clicksend", "plivo", "msg91", "bulksms", "sinch",
-    "d7sms", "kavenegar", "messagebird", "burstsms", "seven", "smseagle", "smseagles",
-    "httpsms", "pushover", "pover", "console", "pagerduty", "pdevents", "opsgenie",
-}  # fmt: skip
-#: destinations that keep one incident per alert: they receive one event per alert
-#: (keyed by fingerprint) so acknowledge and resolve land on the right incident.
-INCIDENT_SCHEMES = frozenset({"pagerduty", "pdevents", "opsgenie"})
-
-
-def template_kind(scheme: str) -> TemplateKind:
-    if scheme in _MARKDOWN:
-        return "markdown"
-    if scheme in _HTML:
-        return "html"
-    if scheme in _SHORT:
-        return "short"
-    return "text"
-
-
-class _RedactApprise(logging.Filter):
-    """Apprise logs through stdlib logging; mask secrets there too."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is Apprise's problem, not a leak
-            return True
-        record.msg, record.args = redact(message), None
-        return True
-
-
-_filter_installed = False
-
-
-def _install_log_filter() -> None:
-    global _filter_installed
-    if not _filter_installed:
-        logging.getLogger("apprise").addFilter(_RedactApprise())
-        _filter_installed = True
-
-
-@dataclass(frozen=True)
-class Destination:
-    """One Apprise URL of a channel. ``id`` is stable and safe to store and log."""
-
-    id: str
-    url: str  # secret
-    scheme: str
-    kind: TemplateKind
-    display: str  # redacted, for humans
-
-    @property
-    def incident(self) -> bool:
-        return self.scheme in INCIDENT_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -213,7 +140,6 @@ def with_params(url: str, params: dict[str, str]) -> str:
 
 class ChannelRegistry:
     def __init__(self, configs: list[ChannelConfig], storage_path: Path | None = None) -> None:
-        _install_log_filter()
         # Persistent storage lets stateful plugins (Opsgenie keeps the request ids it
         # needs to close an alert) work across sends and restarts.
         if storage_path is not None:

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import apprise
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agent.durations import lenient_duration
-from agent.notify import plugins  # noqa: F401  (console:// and pdevents:// are valid URLs)
 from agent.notify.matchers import parse_matchers
 from agent.redact import register_secret
 from agent.secretfiles import read_secret, resolve
@@ -72,10 +70,14 @@ class ChannelConfig(_Model):
                 )
         if not self.urls and not self.config_files:
             raise ValueError(f"channel {self.name!r} has no urls")
+        # Apprise knows what it accepts; imported here, when a channel is configured,
+        # so that loading the settings alone does not load Apprise
+        from agent.notify.plugins import is_apprise_url
+
         for index, secret in enumerate(self.urls, start=1):
             url = secret.get_secret_value()
             register_secret(url)
-            if not apprise.Apprise().add(url):
+            if not is_apprise_url(url):
                 # named by position and scheme only: the URL itself is a secret
                 scheme = url.split("://", 1)[0] if "://" in url else "?"
                 raise ValueError(

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 import structlog
 
 from agent.evaluate.alerts import AlertState, Transition
+from agent.notify import storage
 from agent.notify.escalate import Escalations
 from agent.notify.inhibit import Inhibitor
 from agent.notify.message import AlertSnapshot, Message
 from agent.notify.route import Route, RouteTree
-from agent.notify.silence import MaintenanceWindow, Silence, list_silences
-from agent.notify.state import TrackedAlert, load_alerts
+from agent.notify.silence import MaintenanceWindow, Silence
+from agent.notify.state import TrackedAlert
 
 log = structlog.get_logger("agent.notify")
 
@@ -61,10 +62,7 @@ class Dispatcher:
     # -- recording transitions --------------------------------------------------------
 
     def record(self, conn: sqlite3.Connection, transition: Transition) -> None:
-        row = conn.execute(
-            "SELECT * FROM notify_alerts WHERE fingerprint = ?", (transition.fingerprint,)
-        ).fetchone()
-        old = TrackedAlert.from_row(row) if row else None
+        old = storage.alert(conn, transition.fingerprint)
         at = transition.at.timestamp()
         if old is not None and at < old.changed_at:
             log.debug("transition_out_of_order", fingerprint=transition.fingerprint)
@@ -94,34 +92,7 @@ class Dispatcher:
             alert.active_since = transition.firing_since.timestamp()
         elif not alert.active and was_active:
             alert.resolved_at = at
-        conn.execute(
-            """
-            INSERT INTO notify_alerts (fingerprint, rule, labels, annotations, state, value,
-                threshold, episode, active_since, resolved_at, changed_at, routes, suppressed)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(fingerprint) DO UPDATE SET rule = excluded.rule,
-                labels = excluded.labels, annotations = excluded.annotations,
-                state = excluded.state, value = excluded.value, threshold = excluded.threshold,
-                episode = excluded.episode, active_since = excluded.active_since,
-                resolved_at = excluded.resolved_at, changed_at = excluded.changed_at,
-                routes = excluded.routes
-            """,
-            (
-                alert.fingerprint,
-                alert.rule,
-                json.dumps(alert.labels, sort_keys=True),
-                json.dumps(alert.annotations, sort_keys=True),
-                alert.state,
-                alert.value,
-                alert.threshold,
-                alert.episode,
-                alert.active_since,
-                alert.resolved_at,
-                alert.changed_at,
-                json.dumps(alert.routes),
-                alert.suppressed,
-            ),
-        )
+        storage.save_alert(conn, alert)
         if not alert.active and not was_active:
             return  # pending, or inactive without an episode to end: nothing to tell
         routes = self.routes_for(alert)
@@ -146,18 +117,8 @@ class Dispatcher:
     ) -> None:
         labels = route.group_labels(alert.labels)
         key = json.dumps(labels, sort_keys=True, separators=(",", ":"))
-        conn.execute(
-            "INSERT OR IGNORE INTO notify_groups (route_id, group_key, group_labels, created_at, "
-            "next_flush_at) VALUES (?, ?, ?, ?, ?)",
-            (route.id, key, key, now, now + route.group_wait.total_seconds()),
-        )
-        group_id = conn.execute(
-            "SELECT id FROM notify_groups WHERE route_id = ? AND group_key = ?", (route.id, key)
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT OR IGNORE INTO notify_group_alerts (group_id, fingerprint) VALUES (?, ?)",
-            (group_id, alert.fingerprint),
-        )
+        first_flush = now + route.group_wait.total_seconds()
+        storage.join_group(conn, route.id, key, alert.fingerprint, now, first_flush)
 
     # -- suppression ------------------------------------------------------------------
 
@@ -175,12 +136,9 @@ class Dispatcher:
         return self.inhibitor.inhibited_by(alert, context.alerts.values())
 
     def context(self, conn: sqlite3.Connection, now: float) -> FlushContext:
-        alerts = {alert.fingerprint: alert for alert in load_alerts(conn)}
-        silences = list_silences(conn, datetime.fromtimestamp(now, UTC))
-        acked = {
-            (row[0], row[1])
-            for row in conn.execute("SELECT fingerprint, episode FROM notify_acks").fetchall()
-        }
+        alerts = {alert.fingerprint: alert for alert in storage.alerts(conn)}
+        silences = storage.silences(conn, datetime.fromtimestamp(now, UTC))
+        acked = set(storage.acks(conn))
         return FlushContext(now=now, alerts=alerts, silences=silences, acked=acked)
 
     def refresh_suppression(self, conn: sqlite3.Connection, context: FlushContext) -> None:
@@ -190,10 +148,7 @@ class Dispatcher:
             reason = self.suppression(alert, context)
             if reason == alert.suppressed:
                 continue
-            conn.execute(
-                "UPDATE notify_alerts SET suppressed = ? WHERE fingerprint = ?",
-                (reason, alert.fingerprint),
-            )
+            storage.set_suppressed(conn, alert.fingerprint, reason)
             if alert.suppressed and reason is None and alert.active:
                 self.wake(conn, alert.fingerprint, context.now)
             alert.suppressed = reason
@@ -201,53 +156,32 @@ class Dispatcher:
     def wake(self, conn: sqlite3.Connection, fingerprint: str, now: float) -> None:
         """Flush the alert's groups now instead of at their next interval. Groups that
         have not flushed yet keep their group_wait: their first flush covers it."""
-        conn.execute(
-            "UPDATE notify_groups SET next_flush_at = MIN(next_flush_at, ?) "
-            "WHERE last_flush_at IS NOT NULL AND id IN "
-            "(SELECT group_id FROM notify_group_alerts WHERE fingerprint = ?)",
-            (now, fingerprint),
-        )
+        storage.wake_groups(conn, fingerprint, now)
 
     # -- flushing ---------------------------------------------------------------------
 
     def due_groups(self, conn: sqlite3.Connection, now: float) -> list[int]:
-        rows = conn.execute(
-            "SELECT id FROM notify_groups WHERE next_flush_at <= ? ORDER BY next_flush_at, id",
-            (now,),
-        ).fetchall()
-        return [row[0] for row in rows]
+        return storage.due_groups(conn, now)
 
     def flush(self, conn: sqlite3.Connection, group_id: int, context: FlushContext) -> int:
         """Flush one group; return the number of messages queued."""
-        group = conn.execute("SELECT * FROM notify_groups WHERE id = ?", (group_id,)).fetchone()
+        group = storage.group(conn, group_id)
         if group is None:
             return 0
         route = self.tree.by_id.get(group["route_id"])
         if route is None:  # the route tree changed since the group was formed
-            conn.execute("DELETE FROM notify_groups WHERE id = ?", (group_id,))
+            storage.drop_group(conn, group_id)
             return 0
         now = context.now
-        fingerprints = [
-            row[0]
-            for row in conn.execute(
-                "SELECT fingerprint FROM notify_group_alerts WHERE group_id = ? "
-                "ORDER BY fingerprint",
-                (group_id,),
-            ).fetchall()
-        ]
+        fingerprints = storage.members(conn, group_id)
         # Re-read members inside this transaction: a submit may have landed since the
         # tick loaded its context.
-        if fingerprints:
-            marks = ",".join("?" * len(fingerprints))
-            for fresh in load_alerts(conn, f"WHERE fingerprint IN ({marks})", tuple(fingerprints)):
-                context.alerts[fresh.fingerprint] = fresh
+        for fresh in storage.alerts(conn, fingerprints):
+            context.alerts[fresh.fingerprint] = fresh
         members = [context.alerts[fp] for fp in fingerprints if fp in context.alerts]
         for member in members:
             member.suppressed = self.suppression(member, context)
-            conn.execute(
-                "UPDATE notify_alerts SET suppressed = ? WHERE fingerprint = ?",
-                (member.suppressed, member.fingerprint),
-            )
+            storage.set_suppressed(conn, member.fingerprint, member.suppressed)
         reach: dict[str, list[str]] = {}
         channels: list[str] = []
         for member in members:
@@ -264,20 +198,8 @@ class Dispatcher:
         # Resolutions have now been handled on every channel: the group forgets them.
         for member in members:
             if not member.active:
-                conn.execute(
-                    "DELETE FROM notify_group_alerts WHERE group_id = ? AND fingerprint = ?",
-                    (group_id, member.fingerprint),
-                )
-        left = conn.execute(
-            "SELECT COUNT(*) FROM notify_group_alerts WHERE group_id = ?", (group_id,)
-        ).fetchone()[0]
-        if left == 0:
-            conn.execute("DELETE FROM notify_groups WHERE id = ?", (group_id,))
-        else:
-            conn.execute(
-                "UPDATE notify_groups SET last_flush_at = ?, next_flush_at = ? WHERE id = ?",
-                (now, now + route.group_interval.total_seconds(), group_id),
-            )
+                storage.leave_group(conn, group_id, member.fingerprint)
+        storage.flushed(conn, group_id, now, now + route.group_interval.total_seconds())
         return queued
 
     def _flush_channel(
@@ -292,14 +214,7 @@ class Dispatcher:
         context: FlushContext,
     ) -> int:
         now = context.now
-        told = {
-            row["fingerprint"]: row
-            for row in conn.execute(
-                "SELECT * FROM notify_log WHERE channel = ? AND fingerprint IN "
-                f"({','.join('?' * len(members))})",
-                (channel, *[m.fingerprint for m in members]),
-            ).fetchall()
-        }
+        told = storage.told(conn, channel, [m.fingerprint for m in members])
         changed: list[TrackedAlert] = []
         ongoing: list[TrackedAlert] = []
         quietly_resolved: list[TrackedAlert] = []
@@ -332,7 +247,7 @@ class Dispatcher:
                 and told[m.fingerprint]["sent_at"] + route.repeat_interval.total_seconds() <= now
             ]
             if not due:
-                self._log(conn, channel, quietly_resolved, now)
+                storage.record_told(conn, channel, quietly_resolved, now)
                 return 0
             changed, repeat = due, True
             ongoing = [m for m in ongoing if m not in due]
@@ -350,19 +265,8 @@ class Dispatcher:
             channel, group["route_id"], group["group_key"], message.alerts, now if repeat else None
         )
         self._enqueue(conn, channel, message, key)
-        self._log(conn, channel, changed + quietly_resolved, now)
+        storage.record_told(conn, channel, changed + quietly_resolved, now)
         return 1
-
-    @staticmethod
-    def _log(
-        conn: sqlite3.Connection, channel: str, alerts: list[TrackedAlert], now: float
-    ) -> None:
-        conn.executemany(
-            "INSERT INTO notify_log (channel, fingerprint, episode, state, sent_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(channel, fingerprint) DO UPDATE SET "
-            "episode = excluded.episode, state = excluded.state, sent_at = excluded.sent_at",
-            [(channel, a.fingerprint, a.episode, a.notify_state, now) for a in alerts],
-        )
 
 
 def idempotency_key(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from agent.evaluate.alerts import AlertState
+from agent.notify import storage
 from agent.notify.config import EscalationPolicyConfig
 from agent.notify.state import TrackedAlert
 
@@ -24,18 +24,11 @@ class Escalations:
     ) -> None:
         if policy not in self.policies:
             return
-        conn.execute(
-            "INSERT OR IGNORE INTO notify_escalations (fingerprint, episode, policy, started_at) "
-            "VALUES (?, ?, ?, ?)",
-            (alert.fingerprint, alert.episode, policy, started_at),
-        )
+        storage.start_escalation(conn, alert.fingerprint, alert.episode, policy, started_at)
 
     def channels(self, conn: sqlite3.Connection, alert: TrackedAlert) -> list[str]:
         """Channels reached by the alert's escalation in its current episode."""
-        row = conn.execute(
-            "SELECT policy, tier FROM notify_escalations WHERE fingerprint = ? AND episode = ?",
-            (alert.fingerprint, alert.episode),
-        ).fetchone()
+        row = storage.escalation(conn, alert.fingerprint, alert.episode)
         if row is None or row["policy"] not in self.policies:
             return []
         tiers = self.policies[row["policy"]].tiers
@@ -49,7 +42,7 @@ class Escalations:
 
         Returns the fingerprints whose tier changed.
         """
-        rows = _running(conn)
+        rows = storage.running_escalations(conn)
         moved: list[str] = []
         for row in rows:
             policy = self.policies.get(row["policy"])
@@ -61,33 +54,16 @@ class Escalations:
                 if tier.after.total_seconds() <= elapsed:
                     reached = index
             if reached > row["tier"]:
-                conn.execute(
-                    "UPDATE notify_escalations SET tier = ? WHERE fingerprint = ? AND episode = ?",
-                    (reached, row["fingerprint"], row["episode"]),
-                )
+                storage.set_tier(conn, row["fingerprint"], row["episode"], reached)
                 moved.append(row["fingerprint"])
         return moved
 
     def next_due(self, conn: sqlite3.Connection) -> float | None:
         """When the next tier of any running escalation falls due (epoch seconds)."""
-        rows = _running(conn)
+        rows = storage.running_escalations(conn)
         due: list[float] = []
         for row in rows:
             policy = self.policies.get(row["policy"])
             if policy and row["tier"] + 1 < len(policy.tiers):
                 due.append(row["started_at"] + policy.tiers[row["tier"] + 1].after.total_seconds())
         return min(due) if due else None
-
-
-def _running(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    """Escalations of alerts still firing in the same episode and not acknowledged."""
-    return conn.execute(
-        """
-        SELECT e.fingerprint, e.episode, e.policy, e.started_at, e.tier
-        FROM notify_escalations e
-        JOIN notify_alerts a ON a.fingerprint = e.fingerprint AND a.episode = e.episode
-        LEFT JOIN notify_acks k ON k.fingerprint = e.fingerprint AND k.episode = e.episode
-        WHERE a.state = ? AND k.fingerprint IS NULL
-        """,
-        (AlertState.FIRING.value,),
-    ).fetchall()

@@ -10,22 +10,27 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-MessageKind = Literal["alert", "ack", "test", "deadletter"]
+#: ``remediation``: what Stackwatch did about an alert (free text), on the alert's channels.
+MessageKind = Literal["alert", "ack", "test", "deadletter", "remediation"]
 #: notification states: what a channel was told about an alert.
 NotifyState = Literal["firing", "nodata", "error", "resolved"]
 
 
-@dataclass(frozen=True)
-class AlertSnapshot:
+@dataclass
+class Alert:
+    """One alert instance as notify knows it: the record every notify view extends
+    (``state.TrackedAlert`` in the store, ``AlertSnapshot`` in a message). Built from
+    evaluate's ``Transition``s; epoch seconds for times."""
+
     fingerprint: str
     rule: str
     labels: dict[str, str]
     annotations: dict[str, str]
-    state: NotifyState
+    state: str
+    #: incremented each time the alert becomes active again.
     episode: int
     value: float | None = None
     threshold: float | None = None
-    #: epoch seconds.
     active_since: float | None = None
     resolved_at: float | None = None
 
@@ -36,6 +41,13 @@ class AlertSnapshot:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", "warning")
+
+
+@dataclass
+class AlertSnapshot(Alert):
+    """An alert as a message tells it: its state is what the channel hears."""
+
+    state: NotifyState
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Message:
     #: for acks: who and why.
     ack_by: str | None = None
     ack_comment: str | None = None
-    #: free text for test and dead-letter messages.
+    #: free text for test, dead-letter and remediation messages.
     text: str | None = None
 
     @property

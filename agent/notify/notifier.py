@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +13,7 @@ import structlog
 
 from agent.clock import Clock
 from agent.evaluate.alerts import Transition
-from agent.notify import plugins
+from agent.notify import plugins, schema, storage
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
@@ -20,14 +22,7 @@ from agent.notify.inhibit import Inhibitor, InhibitRule
 from agent.notify.message import Message
 from agent.notify.outbox import DeliveryReport, Outbox
 from agent.notify.route import RouteTree
-from agent.notify.silence import (
-    MaintenanceWindow,
-    Silence,
-    add_silence,
-    expire_silence,
-    list_silences,
-)
-from agent.notify.state import COMPONENT, MIGRATIONS, TrackedAlert, housekeep, load_alerts
+from agent.notify.silence import MaintenanceWindow, Silence, new_silence
 from agent.notify.template import Renderer
 from agent.store import Store
 
@@ -63,10 +58,12 @@ class Notifier:
         self.config = config
         self.store = store
         self.clock = clock
-        store.migrate(COMPONENT, MIGRATIONS)
+        store.migrate(schema.COMPONENT, schema.MIGRATIONS)
         plugins.set_pagerduty_events_url(config.pagerduty_events_url)
-        storage = config.apprise_storage_path or store.path.with_name(store.path.name + ".apprise")
-        self.channels = ChannelRegistry(config.channels, Path(storage))
+        apprise_dir = config.apprise_storage_path or store.path.with_name(
+            store.path.name + ".apprise"
+        )
+        self.channels = ChannelRegistry(config.channels, Path(apprise_dir))
         self.routes = RouteTree(config.route, config.templates)
         self.renderer = Renderer(config.link)
         self.outbox = Outbox(
@@ -120,7 +117,7 @@ class Notifier:
                 queued += self.dispatcher.flush(conn, group_id, context)
         if self._housekept_at is None or now - self._housekept_at >= _HOUSEKEEPING_EVERY:
             with self.store.tx() as conn:
-                housekeep(conn, now - self.config.retention.total_seconds())
+                storage.housekeep(conn, now - self.config.retention.total_seconds())
             self._housekept_at = now
         return queued
 
@@ -129,14 +126,7 @@ class Notifier:
         tier, an outbox retry), for a daemon that sleeps between beats. Silences and
         maintenance windows are checked on every tick, so keep beats frequent anyway."""
         conn = self.store.connection()
-        candidates = [
-            conn.execute("SELECT MIN(next_flush_at) FROM notify_groups").fetchone()[0],
-            conn.execute(
-                "SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0))) "
-                "FROM notify_outbox WHERE status = 'pending'"
-            ).fetchone()[0],
-            self.dispatcher.escalations.next_due(conn),
-        ]
+        candidates = [storage.next_due(conn), self.dispatcher.escalations.next_due(conn)]
         found = [value for value in candidates if value is not None]
         return datetime.fromtimestamp(min(found), UTC) if found else None
 
@@ -149,6 +139,17 @@ class Notifier:
         self.tick()
         return self.deliver(max_items)
 
+    def drain(self, deadline: float) -> int:
+        """Tick and deliver until the outbox is empty or ``time.monotonic()`` passes
+        ``deadline`` (a stopping daemon flushes what its last cycles queued). Returns the
+        rows still pending."""
+        while True:
+            self.run_once()
+            pending = self.outbox_counts().get("pending", 0)
+            if pending == 0 or time.monotonic() >= deadline:
+                return pending
+            time.sleep(0.1)
+
     # -- acknowledgement --------------------------------------------------------------
 
     def ack(self, fingerprint: str, by: str, comment: str = "") -> list[str]:
@@ -159,27 +160,14 @@ class Notifier:
         """
         now = self._now()
         with self.store.tx() as conn:
-            found = load_alerts(conn, "WHERE fingerprint = ?", (fingerprint,))
-            if not found:
+            alert = storage.alert(conn, fingerprint)
+            if alert is None:
                 raise KeyError(fingerprint)
-            alert = found[0]
             if not alert.active:
                 raise ValueError(f"alert {fingerprint} is {alert.state}, not active")
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO notify_acks (fingerprint, episode, acked_by, comment, "
-                "acked_at) VALUES (?, ?, ?, ?, ?)",
-                (fingerprint, alert.episode, by, comment, now),
-            )
-            if cursor.rowcount != 1:
+            if not storage.add_ack(conn, fingerprint, alert.episode, by, comment, now):
                 return []  # already acknowledged this episode
-            channels = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT channel FROM notify_log WHERE fingerprint = ? AND episode = ? "
-                    "AND state != 'resolved' ORDER BY channel",
-                    (fingerprint, alert.episode),
-                ).fetchall()
-            ]
+            channels = storage.channels_told_active(conn, fingerprint, alert.episode)
             snapshot = alert.snapshot()
             routes = self.dispatcher.routes_for(alert)
             message = Message(
@@ -194,6 +182,30 @@ class Notifier:
                 key = idempotency_key(channel, "ack", fingerprint, [snapshot], kind="ack")
                 self.outbox.enqueue(conn, channel, message, key)
         log.info("alert_acknowledged", fingerprint=fingerprint, by=by, channels=channels)
+        return channels
+
+    def announce(self, fingerprint: str, text: str) -> list[str]:
+        """Queue a notice about an alert (what remediation did) for the channels of its
+        routes, silenced or not: an action on production is always told. Returns them."""
+        now = self._now()
+        with self.store.tx() as conn:
+            alert = storage.alert(conn, fingerprint)
+            if alert is None:
+                return []
+            snapshot = alert.snapshot()
+            routes = self.dispatcher.routes_for(alert)
+            channels = sorted({channel for route in routes for channel in route.channels})
+            message = Message(
+                kind="remediation",
+                created_at=now,
+                alerts=[snapshot],
+                route_id=routes[0].id if routes else None,
+                text=text,
+            )
+            for channel in channels:
+                subject = hashlib.sha256(f"{now}:{text}".encode()).hexdigest()[:16]
+                key = idempotency_key(channel, fingerprint, subject, [snapshot], kind="remediation")
+                self.outbox.enqueue(conn, channel, message, key)
         return channels
 
     # -- silences ---------------------------------------------------------------------
@@ -213,27 +225,26 @@ class Notifier:
             if duration is None:
                 raise ValueError("give a duration or an end time")
             ends_at = (starts_at or now) + duration
+        silence = new_silence(
+            now,
+            matchers,
+            ends_at=ends_at,
+            starts_at=starts_at,
+            created_by=created_by,
+            comment=comment,
+        )
         with self.store.tx() as conn:
-            silence = add_silence(
-                conn,
-                now,
-                matchers,
-                ends_at=ends_at,
-                starts_at=starts_at,
-                created_by=created_by,
-                comment=comment,
-            )
+            storage.add_silence(conn, silence)
         log.info("silence_added", id=silence.id, matchers=list(silence.matchers), by=created_by)
         return silence
 
     def silences(self, *, include_expired: bool = False) -> list[Silence]:
-        return list_silences(
-            self.store.connection(), self.clock.now(), include_expired=include_expired
-        )
+        not_ended_at = None if include_expired else self.clock.now()
+        return storage.silences(self.store.connection(), not_ended_at)
 
     def expire_silence(self, silence_id: str) -> bool:
         with self.store.tx() as conn:
-            ended = expire_silence(conn, self.clock.now(), silence_id)
+            ended = storage.end_silence(conn, silence_id, self.clock.now())
         if ended:
             log.info("silence_expired", id=silence_id)
         return ended
@@ -242,15 +253,9 @@ class Notifier:
 
     def alerts(self) -> list[AlertStatus]:
         conn = self.store.connection()
-        acks = {
-            (row[0], row[1]): row[2]
-            for row in conn.execute(
-                "SELECT fingerprint, episode, acked_by FROM notify_acks"
-            ).fetchall()
-        }
+        acks = storage.acks(conn)
         result = []
-        tracked: list[TrackedAlert] = load_alerts(conn, "ORDER BY fingerprint")
-        for alert in tracked:
+        for alert in sorted(storage.alerts(conn), key=lambda a: a.fingerprint):
             result.append(
                 AlertStatus(
                     fingerprint=alert.fingerprint,

@@ -23,6 +23,7 @@ from prometheus_client import Counter
 
 from agent.clock import Clock
 from agent.durations import format_duration
+from agent.notify import storage
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import OutboxConfig, TemplateOverrides
 from agent.notify.message import Message
@@ -68,12 +69,8 @@ class Outbox:
 
     def enqueue(self, conn: sqlite3.Connection, channel: str, message: Message, key: str) -> bool:
         """Queue ``message`` for ``channel``, once per idempotency key. Call inside a tx."""
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO notify_outbox (idempotency_key, channel, kind, payload, "
-            "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (key, channel, message.kind, message.to_json(), message.created_at, message.created_at),
-        )
-        return cursor.rowcount == 1
+        payload = message.to_json()
+        return storage.enqueue(conn, key, channel, message.kind, payload, message.created_at)
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -81,23 +78,7 @@ class Outbox:
         conn = self.store.connection()
         now = self.clock.now().timestamp()
         until = now + self.config.claim_timeout.total_seconds()
-        candidates = conn.execute(
-            "SELECT id FROM notify_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
-            (now, now, max_items),
-        ).fetchall()
-        claimed: list[sqlite3.Row] = []
-        for (row_id,) in candidates:
-            # The compare-and-swap: only one deliverer's UPDATE can match.
-            cursor = conn.execute(
-                "UPDATE notify_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? "
-                "AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-                (self.worker, until, row_id, now),
-            )
-            if cursor.rowcount == 1:
-                row = conn.execute("SELECT * FROM notify_outbox WHERE id = ?", (row_id,)).fetchone()
-                claimed.append(row)
-        return claimed
+        return storage.claim(conn, self.worker, now, until, max_items)
 
     # -- delivering -------------------------------------------------------------------
 
@@ -137,22 +118,13 @@ class Outbox:
                     done.add(part.id)
                     SENT.labels(channel.name, "sent").inc()
                     # Persist progress now: a crash must not re-send this part.
-                    conn.execute(
-                        "UPDATE notify_outbox SET delivered_parts = ? WHERE id = ? AND "
-                        "claimed_by = ?",
-                        (json.dumps(sorted(done)), row["id"], self.worker),
-                    )
+                    storage.delivered_parts(conn, row["id"], self.worker, done)
                 else:
                     SENT.labels(channel.name, "failed").inc()
                     errors.append(result.error or "delivery failed")
         now = self.clock.now().timestamp()
         if not errors:
-            conn.execute(
-                "UPDATE notify_outbox SET status = 'delivered', delivered_at = ?, "
-                "attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL, "
-                "last_error = NULL WHERE id = ? AND claimed_by = ?",
-                (now, row["id"], self.worker),
-            )
+            storage.delivered(conn, row["id"], self.worker, now)
             report.delivered += 1
             log.info(
                 "notification_delivered",
@@ -172,11 +144,7 @@ class Outbox:
             self.config.retry_initial.total_seconds() * 2 ** (attempts - 1),
             self.config.retry_max.total_seconds(),
         )
-        conn.execute(
-            "UPDATE notify_outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, "
-            "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-            (attempts, now + delay, error_text, row["id"], self.worker),
-        )
+        storage.retry_later(conn, row["id"], self.worker, attempts, now + delay, error_text)
         report.retrying += 1
         log.warning(
             "notification_retry",
@@ -190,27 +158,8 @@ class Outbox:
     def _bury(self, row: sqlite3.Row, error: str, report: DeliveryReport) -> None:
         now = self.clock.now().timestamp()
         with self.store.tx() as conn:
-            cursor = conn.execute(
-                "UPDATE notify_outbox SET status = 'dead', attempts = attempts + 1, "
-                "last_error = ?, claimed_by = NULL, claimed_until = NULL "
-                "WHERE id = ? AND claimed_by = ?",
-                (error, row["id"], self.worker),
-            )
-            if cursor.rowcount != 1:
+            if not storage.bury(conn, row, self.worker, error, now):
                 return
-            conn.execute(
-                "INSERT INTO notify_dead_letters (outbox_id, channel, idempotency_key, attempts, "
-                "last_error, created_at, died_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row["id"],
-                    row["channel"],
-                    row["idempotency_key"],
-                    row["attempts"] + 1,
-                    error,
-                    row["created_at"],
-                    now,
-                ),
-            )
             report.dead += 1
             DEAD.labels(row["channel"]).inc()
             age = format_duration(timedelta(seconds=now - row["created_at"]))
@@ -246,6 +195,4 @@ class Outbox:
     # -- inspection -------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        conn = self.store.connection()
-        rows = conn.execute("SELECT status, COUNT(*) FROM notify_outbox GROUP BY status").fetchall()
-        return {row[0]: row[1] for row in rows}
+        return storage.outbox_counts(self.store.connection())

@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Any
 
+import apprise
 import httpx
 import structlog
 from apprise.decorators import notify
@@ -23,6 +24,11 @@ log = structlog.get_logger("agent.notify")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _settings_lock = threading.Lock()
 _settings: dict[str, str] = {"pagerduty_events_url": PAGERDUTY_EVENTS_URL}
+
+
+def is_apprise_url(url: str) -> bool:
+    """Whether Apprise, with these schemes registered, can send to ``url``."""
+    return bool(apprise.Apprise().add(url))
 
 
 def set_pagerduty_events_url(url: str | None) -> None:

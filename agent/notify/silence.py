@@ -7,12 +7,10 @@ notifies it (its notification log has no entry for the episode yet).
 
 from __future__ import annotations
 
-import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agent.notify.config import WEEKDAYS, MaintenanceWindowConfig
@@ -40,21 +38,8 @@ class Silence:
             return "pending"
         return "active" if now < self.ends_at else "expired"
 
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Silence:
-        return cls(
-            id=row["id"],
-            matchers=tuple(json.loads(row["matchers"])),
-            starts_at=datetime.fromtimestamp(row["starts_at"], UTC),
-            ends_at=datetime.fromtimestamp(row["ends_at"], UTC),
-            created_by=row["created_by"],
-            comment=row["comment"],
-            created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        )
 
-
-def add_silence(
-    conn: sqlite3.Connection,
+def new_silence(
     now: datetime,
     matchers: list[str],
     *,
@@ -63,13 +48,14 @@ def add_silence(
     created_by: str,
     comment: str = "",
 ) -> Silence:
+    """A checked new silence (raises ValueError for bad matchers or times)."""
     if not matchers:
         raise ValueError("a silence needs at least one matcher (KEY=VALUE)")
     parse_matchers(matchers)  # reject bad syntax before storing
     starts = starts_at or now
     if ends_at <= starts:
         raise ValueError("a silence must end after it starts")
-    silence = Silence(
+    return Silence(
         id=secrets.token_hex(4),
         matchers=tuple(matchers),
         starts_at=starts,
@@ -78,41 +64,6 @@ def add_silence(
         comment=comment,
         created_at=now,
     )
-    conn.execute(
-        "INSERT INTO notify_silences (id, matchers, starts_at, ends_at, created_by, comment, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            silence.id,
-            json.dumps(list(silence.matchers)),
-            starts.timestamp(),
-            ends_at.timestamp(),
-            created_by,
-            comment,
-            now.timestamp(),
-        ),
-    )
-    return silence
-
-
-def list_silences(
-    conn: sqlite3.Connection, now: datetime, *, include_expired: bool = False
-) -> list[Silence]:
-    query = "SELECT * FROM notify_silences"
-    args: tuple = ()
-    if not include_expired:
-        query += " WHERE ends_at > ?"
-        args = (now.timestamp(),)
-    rows = conn.execute(query + " ORDER BY starts_at, id", args).fetchall()
-    return [Silence.from_row(row) for row in rows]
-
-
-def expire_silence(conn: sqlite3.Connection, now: datetime, silence_id: str) -> bool:
-    """End a silence now; False if unknown or already over."""
-    cursor = conn.execute(
-        "UPDATE notify_silences SET ends_at = ? WHERE id = ? AND ends_at > ?",
-        (now.timestamp(), silence_id, now.timestamp()),
-    )
-    return cursor.rowcount == 1
 
 
 class MaintenanceWindow:

@@ -9,7 +9,6 @@ is used and the failure logged, so a template typo never loses an alert.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +17,8 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from agent.durations import format_duration
-from agent.notify.channels import Destination
 from agent.notify.config import TemplateKind, TemplateOverrides
+from agent.notify.destination import Destination, Part
 from agent.notify.message import AlertSnapshot, Message
 from agent.redact import redact
 
@@ -158,18 +157,6 @@ DEFAULTS: dict[str, str] = {
 _APPRISE_FORMAT = {"markdown": "markdown", "html": "html", "text": "text", "short": "text"}
 
 
-@dataclass(frozen=True)
-class Part:
-    """One Apprise send: a whole message, or one alert of it for incident destinations."""
-
-    id: str  # destination id, plus ":fingerprint" for per-alert events
-    title: str
-    body: str
-    body_format: str
-    notify_type: str
-    params: dict[str, str]
-
-
 def _number(value: float | None) -> str | None:
     if value is None:
         return None
@@ -189,7 +176,7 @@ def _band(annotations: dict[str, str]) -> str | None:
 
 
 def _notify_type(message: Message, alerts: list[AlertSnapshot]) -> str:
-    if message.kind in ("ack", "test"):
+    if message.kind in ("ack", "test", "remediation"):
         return "info"
     if message.kind == "deadletter":
         return "warning"
@@ -279,6 +266,7 @@ class Renderer:
             "text_title": {
                 "test": "Stackwatch test notification",
                 "deadletter": "Stackwatch: notification undeliverable",
+                "remediation": f"Stackwatch remediation: {', '.join(names[:3])}",
             }.get(message.kind, "Stackwatch"),
             "link": self._default_link,
             "now": datetime.fromtimestamp(message.created_at, UTC).isoformat(),

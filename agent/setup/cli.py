@@ -108,8 +108,12 @@ def _session_settings(args: argparse.Namespace) -> tuple[Settings, Path]:
 
 def cmd_login(args: argparse.Namespace) -> int:
     settings, token_path = _session_settings(args)
-    with UserSessions(settings.contentstack) as sessions:
+    try:
         stored = None if args.force else read_token(token_path)
+    except OSError as error:
+        print(f"error: cannot read {token_path}: {error.strerror}", file=sys.stderr)
+        return 1
+    with UserSessions(settings.contentstack) as sessions:
         if stored is not None:
             if not settings.contentstack.organization_uid:
                 print(
@@ -147,7 +151,17 @@ def cmd_login(args: argparse.Namespace) -> int:
         except LoginFailed as error:
             print(f"error: {redact(str(error))}", file=sys.stderr)
             return 1
-    write_private(token_path, session.authtoken)
+        try:
+            write_private(token_path, session.authtoken)
+        except OSError as error:
+            # a token nobody can use still counts against the 20: end its session again
+            sessions.logout(session.authtoken)
+            print(
+                f"error: cannot write {token_path} ({error.strerror}); the new session was "
+                "ended again (--output FILE writes elsewhere)",
+                file=sys.stderr,
+            )
+            return 1
     print(f"Logged in as {email}; authtoken written to {token_path} (readable by you only).")
     _print_config_hint(settings, token_path, session)
     return 0
@@ -194,14 +208,20 @@ def _print_config_hint(
     contentstack = settings.contentstack
     print("In the [contentstack] table of config.toml:")
     print(f'  authtoken_file = "{token_path}"')
-    if session is not None and not contentstack.organization_uid:
-        for uid in session.organization_uids:
-            print(f'  organization_uid = "{uid}"')
+    organizations = session.organization_uids if session is not None else ()
+    if len(organizations) == 1 and not contentstack.organization_uid:
+        print(f'  organization_uid = "{organizations[0]}"')
+    elif organizations and not contentstack.organization_uid:
+        print(f"  organization_uid = one of {', '.join(organizations)}")
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
     settings, token_path = _session_settings(args)
-    token = read_token(token_path)
+    try:
+        token = read_token(token_path)
+    except OSError as error:
+        print(f"error: cannot read {token_path}: {error.strerror}", file=sys.stderr)
+        return 1
     if token is None:
         print(f"error: no authtoken in {token_path} (nothing to log out)", file=sys.stderr)
         return 1
@@ -211,7 +231,11 @@ def cmd_logout(args: argparse.Namespace) -> int:
         except ContentstackError as error:
             print(f"error: {redact(error.message)}; kept {token_path}", file=sys.stderr)
             return 1
-    token_path.unlink()
+    try:
+        token_path.unlink()
+    except OSError as error:
+        print(f"error: session ended, but {token_path} stays: {error.strerror}", file=sys.stderr)
+        return 1
     if ended:
         print(f"Logged out; deleted {token_path}.")
     else:

@@ -152,6 +152,7 @@ def _apis(settings: Settings) -> Iterator[Check]:
         yield from _analytics(settings, clients, headroom)
         yield _rate_limit(settings, headroom)
         yield from _automations(settings, clients)
+        yield from _remediation(settings, clients)
 
 
 def _analytics(settings: Settings, clients: Clients, headroom: _Headroom) -> Iterator[Check]:
@@ -264,6 +265,13 @@ def _automations(settings: Settings, clients: Clients) -> Iterator[Check]:
             yield Check(False, f"Automations project {project_id}: {error.message}")
         else:
             yield Check(True, f"Automations project {project_id} ({project.title}) found")
+
+
+def _remediation(settings: Settings, clients: Clients) -> Iterator[Check]:
+    from agent.remediate.checks import readiness
+
+    for finding in readiness(settings.remediate.build(), clients.automations):
+        yield Check(finding.ok, finding.text, finding.fix)
 
 
 # -- state and channels -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def read_token(path: Path) -> str | None:
     """The stored token, or None when there is no (non-empty) file."""
     try:
         token = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     if token:
         register_secret(token)

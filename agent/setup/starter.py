@@ -78,11 +78,15 @@ def run_init(args: argparse.Namespace, config: Path) -> int:
         print("error: input ended before every answer was given", file=sys.stderr)
         return 2
 
-    (folder / "rules").mkdir(parents=True, exist_ok=True)
-    for rule_file in rules:
-        shutil.copyfile(rule_file, folder / "rules" / rule_file.name)
-    write_private(folder / NOTIFY_URL_FILE, answers.notify_url)
-    config.write_text(render_config(answers), encoding="utf-8")
+    try:
+        (folder / "rules").mkdir(parents=True, exist_ok=True)
+        for rule_file in rules:
+            shutil.copyfile(rule_file, folder / "rules" / rule_file.name)
+        write_private(folder / NOTIFY_URL_FILE, answers.notify_url)
+        config.write_text(render_config(answers), encoding="utf-8")
+    except OSError as error:
+        print(f"error: cannot write {error.filename or folder}: {error.strerror}", file=sys.stderr)
+        return 1
     print(
         f"Wrote {config}, {len(rules)} rule files in {folder / 'rules'} and "
         f"{folder / NOTIFY_URL_FILE} (the notification URL, readable by you only)."

@@ -2,7 +2,9 @@
 
 ``http_status``, ``slow``, ``timeout``, ``disconnect`` and ``malformed_json`` act on any
 request whose path starts with ``path_prefix``; ``job_never_finishes`` acts when a job
-is submitted on a matching path and ``job_failed`` when Retrieve Data is called on one.
+is submitted on a matching path and ``job_failed`` when Retrieve Data is called on one;
+``not_activated`` makes an HTTP trigger on a matching path answer that its automation is
+being tested or not activated (as one in test mode does), starting nothing.
 A fault applies with ``probability`` and is used up after ``times`` applications.
 """
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 REQUEST_FAULTS = frozenset({"http_status", "slow", "timeout", "disconnect", "malformed_json"})
 JOB_FAULTS = frozenset({"job_never_finishes", "job_failed"})
-FAULT_KINDS = REQUEST_FAULTS | JOB_FAULTS
+TRIGGER_FAULTS = frozenset({"not_activated"})
+FAULT_KINDS = REQUEST_FAULTS | JOB_FAULTS | TRIGGER_FAULTS
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Fault:
     delay: float = 0.0
     #: http_status: value of a Retry-After header, if any.
     retry_after: float | None = None
+    #: only requests with this HTTP method (e.g. "PATCH"); None = any method.
+    method: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -71,12 +76,15 @@ class FaultSet:
         with self._lock:
             return [entry.fault for entry in self._entries]
 
-    def take(self, path: str, kinds: frozenset[str]) -> Fault | None:
-        """The first fault of one of ``kinds`` that applies to ``path``, consuming one use."""
+    def take(self, path: str, kinds: frozenset[str], method: str | None = None) -> Fault | None:
+        """The first fault of one of ``kinds`` that applies to ``path`` (and ``method``),
+        consuming one use."""
         with self._lock:
             for entry in self._entries:
                 fault = entry.fault
                 if fault.kind not in kinds or not path.startswith(fault.path_prefix):
+                    continue
+                if fault.method is not None and method is not None and fault.method != method:
                     continue
                 if fault.probability < 1 and self._random.random() >= fault.probability:
                     continue

@@ -31,7 +31,7 @@ from agent.simulator import control
 from agent.simulator.analytics import ENDPOINTS, Result, compute, validate
 from agent.simulator.automations import AutomationsState
 from agent.simulator.errors import ApiError, ErrorCode, invalid, not_found
-from agent.simulator.faults import REQUEST_FAULTS, Fault, FaultSet
+from agent.simulator.faults import REQUEST_FAULTS, TRIGGER_FAULTS, Fault, FaultSet
 from agent.simulator.jobs import Job, JobState, JobStore
 from agent.simulator.ratelimit import RateLimiter
 from agent.simulator.scenario import SUBDAY_DATE_FORMATS, Incident, Quirks, Scenario, User
@@ -274,7 +274,7 @@ class Simulator:
             # before faults, rate limit and the request log: a rehearsal can always be stopped
             status, payload = control.handle(self, request.method, request.path, request.body)
             return _Response.json(status, payload, {})
-        fault = self._faults.take(request.path, REQUEST_FAULTS)
+        fault = self._faults.take(request.path, REQUEST_FAULTS, request.method)
         if fault is None:
             response = self._dispatch(request)
         elif fault.kind == "timeout":
@@ -547,7 +547,10 @@ class Simulator:
         trigger_id = request.path[len(TRIGGER_PREFIX) :]
         if not trigger_id or "/" in trigger_id:
             raise not_found("Trigger")
-        return self._automations.trigger(trigger_id, request.headers, request.body, request.method)
+        testing = self._faults.take(request.path, TRIGGER_FAULTS, request.method) is not None
+        return self._automations.trigger(
+            trigger_id, request.headers, request.body, request.method, testing=testing
+        )
 
 
 # ------------------------------------------------------------------------------ HTTP plumbing

@@ -17,15 +17,17 @@ from agent.daemon import persistence
 from agent.daemon import service as service_module
 from agent.daemon.grouping import group_rules
 from agent.daemon.http_api import ApiServer
-from agent.daemon.service import CONFIG_FINGERPRINT, Daemon
+from agent.daemon.operations import NotFound
+from agent.daemon.service import Daemon
 from agent.daemon.status import format_table, read_state_file
+from agent.daemon.transitions import CONFIG_FINGERPRINT
 from agent.evaluate.alerts import AlertState, Transition
 from agent.evaluate.anomaly import AnomalyTracker
 from agent.evaluate.engine import Instance
 from agent.evaluate.loader import load_rules
 from agent.evaluate.rules import resolve_stacks
 from agent.evaluate.state import InstanceState
-from agent.notify import Notifier, NotifyConfig
+from agent.notify import Notifier, NotifyConfig, Silence
 from agent.store import Store
 
 from .support import ROOT, WEBSITE, ratio_rule
@@ -218,7 +220,7 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
     try:
         (tmp_path / "rules" / "b.toml").write_text('[[rule]]\nname = "bad"\n')
         assert daemon.reload() is False
-        assert list(engine.rules) == ["kept"]
+        assert list(daemon.pipeline.engine.rules) == ["kept"]
         meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
         assert meta and meta[0].state == "firing"
 
@@ -226,6 +228,7 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
             ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
         )
         assert daemon.reload() is True
+        engine = daemon.pipeline.engine  # the reload swapped in a new pipeline
         assert sorted(engine.rules) == ["added", "kept"]
         assert engine.instances["kept"][key].state == state  # unchanged rule kept its state
         meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
@@ -238,9 +241,35 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
 # -- HTTP API ---------------------------------------------------------------------------
 
 
+class FakeOperations:
+    def __init__(self) -> None:
+        self.silenced: list[Silence] = []
+
+    def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]:
+        return [{"rule": "r", "state": "firing"}]
+
+    def samples(self, fingerprint: str) -> list[dict[str, Any]]:
+        return [{"at": "2024-01-01T00:00:00+00:00", "value": 1.0, "state": "firing"}]
+
+    def silences(self, *, include_expired: bool) -> list[Silence]:
+        return self.silenced
+
+    def add_silence(self, matchers: list[str], *, actor: str, **_: Any) -> Silence:
+        silence = Silence("s1", tuple(matchers), NOW, NOW + timedelta(hours=1), actor, "", NOW)
+        self.silenced.append(silence)
+        return silence
+
+    def expire_silence(self, silence_id: str, *, actor: str) -> None:
+        if silence_id != "s1":
+            raise NotFound(f"no active silence {silence_id!r}")
+
+    def ack(self, fingerprint: str, *, actor: str, comment: str) -> list[str]:
+        return ["hook"]
+
+
 class FakeBackend:
     def __init__(self) -> None:
-        self.silenced: list[dict[str, Any]] = []
+        self.ops = FakeOperations()
 
     def healthy(self) -> bool:
         return True
@@ -251,24 +280,8 @@ class FakeBackend:
     def metrics_text(self) -> bytes:
         return b"# nothing\n"
 
-    def alerts(self, *, include_inactive: bool) -> list[dict[str, Any]]:
-        return [{"rule": "r", "state": "firing"}]
-
-    def samples(self, fingerprint: str) -> list[dict[str, Any]]:
-        return [{"at": "2024-01-01T00:00:00+00:00", "value": 1.0, "state": "firing"}]
-
-    def silences(self, *, include_expired: bool) -> list[dict[str, Any]]:
-        return self.silenced
-
-    def add_silence(self, body: dict[str, Any], actor: str) -> dict[str, Any]:
-        self.silenced.append({"id": "s1", **body})
-        return {"id": "s1"}
-
-    def expire_silence(self, silence_id: str, actor: str) -> bool:
-        return silence_id == "s1"
-
-    def ack(self, fingerprint: str, by: str, comment: str) -> list[str]:
-        return ["hook"]
+    def operations(self) -> FakeOperations:
+        return self.ops
 
 
 def _call(
@@ -301,7 +314,8 @@ def test_http_api_mutations_need_the_token() -> None:
         assert _call(base + "/api/v1/silences/s1", "DELETE")[0] == 401
         assert _call(base + "/api/v1/alerts/abc123/ack", "POST", {})[0] == 401
         token = "s3cret-api-token"
-        assert _call(base + "/api/v1/silences", "POST", silence, token=token) == (201, {"id": "s1"})
+        status, body = _call(base + "/api/v1/silences", "POST", silence, token=token)
+        assert (status, body["id"]) == (201, "s1")
         assert _call(base + "/api/v1/silences/s1", "DELETE", token=token)[0] == 200
         assert _call(base + "/api/v1/silences/zz", "DELETE", token=token)[0] == 404
         status, body = _call(base + "/api/v1/alerts/abc123/ack", "POST", {"by": "ann"}, token)

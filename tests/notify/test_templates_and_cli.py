@@ -1,17 +1,12 @@
-"""Default and overridden templates, and the CLI handlers."""
+"""Default and overridden templates."""
 
 from __future__ import annotations
-
-import argparse
-import re
-from types import SimpleNamespace
 
 import pytest
 from structlog.testing import capture_logs
 
-from agent.config import AgentSettings
-from agent.notify import NotifyConfig, cli
-from agent.notify.channels import Destination
+from agent.notify import NotifyConfig
+from agent.notify.destination import Destination
 from agent.notify.message import AlertSnapshot, Message
 from agent.notify.template import Renderer
 
@@ -129,64 +124,3 @@ def test_incident_parts_per_alert():
     ]
     ack = renderer.parts(message(kind="ack", ack_by="al"), destination("pagerduty", "short"), None)
     assert ack == []  # Apprise's pagerduty:// cannot acknowledge
-
-
-def settings_for(tmp_path, receiver):
-    config = NotifyConfig.model_validate(
-        {
-            "channels": [{"name": "hook", "urls": [json_url(receiver)]}],
-            "route": {"channels": ["hook"], "group_wait": "0s"},
-        }
-    )
-    return SimpleNamespace(notify=config, agent=AgentSettings(state_path=tmp_path / "s.db"))
-
-
-def parse(argv):
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
-
-
-def test_cli_silences(tmp_path, http_receiver, capsys):
-    settings = settings_for(tmp_path, http_receiver)
-    args = parse(["silence", "add", "--match", "stack=prod", "--match", "alertname=~High.*",
-                  "--duration", "2h", "--comment", "deploy", "--by", "bob"])  # fmt: skip
-    assert args.notify_handler(settings, args) == 0
-    silence_id = re.search(r"silence (\w+) until", capsys.readouterr().out).group(1)
-    args = parse(["silence", "list"])
-    assert args.notify_handler(settings, args) == 0
-    listing = capsys.readouterr().out
-    assert silence_id in listing and "stack=prod alertname=~High.*" in listing and "bob" in listing
-    args = parse(["silence", "expire", silence_id])
-    assert args.notify_handler(settings, args) == 0
-    assert args.notify_handler(settings, args) == 1
-    args = parse(["silence", "list"])
-    args.notify_handler(settings, args)
-    assert "no silences" in capsys.readouterr().out
-    bad = parse(["silence", "add", "--match", "nonsense", "--duration", "1h"])
-    assert bad.notify_handler(settings, bad) == 2
-
-
-def test_cli_ack_and_notify_test(tmp_path, http_receiver, alerts, capsys):
-    from agent.clock import SystemClock
-    from agent.notify import Notifier
-    from agent.store import Store
-
-    settings = settings_for(tmp_path, http_receiver)
-    store = Store(settings.agent.state_path)
-    notifier = Notifier(settings.notify, store, SystemClock())
-    firing = alerts.t("HighErrors", "firing", stack="prod")
-    notifier.submit([firing])
-    notifier.tick()
-    notifier.deliver()
-    store.close()
-    args = parse(["ack", firing.fingerprint, "--comment", "mine", "--by", "carol"])
-    assert args.notify_handler(settings, args) == 0
-    assert "announced on: hook" in capsys.readouterr().out
-    args = parse(["ack", "nope"])
-    assert args.notify_handler(settings, args) == 1
-    args = parse(["notify-test", "hook"])
-    assert args.notify_handler(settings, args) == 0
-    assert http_receiver.posts()[-1]["title"] == "Stackwatch test notification"
-    args = parse(["notify-test", "missing"])
-    assert args.notify_handler(settings, args) == 2

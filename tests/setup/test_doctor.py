@@ -168,3 +168,48 @@ def test_no_credentials_at_all(capsys, tmp_path, simulator) -> None:
     assert lines(out, "✘ credentials: no credentials")
     assert "run `stackwatch login`" in out
     assert lines(out, "✔ state directory") and lines(out, "✔ channel 'console'")
+
+
+def test_remediation_actions_are_looked_up_not_run(capsys, tmp_path, simulator) -> None:
+    config = write_config(tmp_path, simulator, token=STATIC_TOKEN)
+    purge, notify = hex_id(OPERATIONS, "purge"), hex_id(OPERATIONS, "notify")
+    with config.open("a") as file:
+        file.write(
+            f"""
+[remediate]
+enabled = true
+allowlist = ["Purge CDN cache"]
+[[remediate.actions]]
+name = "purge"
+kind = "trigger"
+trigger = "purge-cache"
+project = "{OPERATIONS}"
+automation_title = "Purge CDN cache"
+[[remediate.actions]]
+name = "off"
+kind = "disable"
+project = "{OPERATIONS}"
+automation = "{notify}"
+[[remediate.actions]]
+name = "gone"
+kind = "enable"
+project = "{OPERATIONS}"
+automation = "{"0" * 32}"
+[[remediate.actions]]
+name = "by-label"
+kind = "disable"
+project = "{{{{ labels.project }}}}"
+automation = "{{{{ labels.automation }}}}"
+"""
+        )
+    simulator.clear_requests()
+    code, out = doctor(capsys, config)
+
+    assert code == 1
+    assert "✔ remediation: on, 4 action(s)" in out
+    assert "✔ action 'purge': automation Purge CDN cache found, active" in out
+    assert "✘ action 'off': automation Notify on publish is not on the allowlist" in out
+    assert "✘ action 'gone': " in out and "404" in out
+    assert "✔ action 'by-label': acts on the automation its alert names" in out
+    writes = [r for r in simulator.requests if r.method == "PATCH" or "/run/" in r.path]
+    assert writes == [] and purge not in out

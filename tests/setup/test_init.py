@@ -119,3 +119,9 @@ def test_no_config_points_to_init(capsys, monkeypatch, tmp_path, command) -> Non
     err = capsys.readouterr().err
     assert "no config found" in err
     assert "stackwatch init" in err and "config.example.toml" in err
+
+
+def test_an_unwritable_place_is_a_plain_error(capsys, tmp_path: Path) -> None:
+    (tmp_path / "rules").write_text("a file where the rules folder goes")
+    code, _, err = init(capsys, tmp_path / "config.toml", *FLAGS)
+    assert code == 1 and "cannot write" in err and "Traceback" not in err

@@ -305,3 +305,16 @@ def test_a_stored_token_is_not_replaced_blindly_without_an_organization(
     assert code == 2 and "organization_uid" in err and "--force" in err
     assert logins(simulator) == 0 and token.read_text() == "blt-stored-token-99\n"
     assert "blt-stored-token-99" not in out + err
+
+
+def test_an_unwritable_token_file_ends_the_new_session_again(
+    capsys, monkeypatch, tmp_path: Path, simulator: Simulator
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    config = write_config(tmp_path / "etc", simulator, token_file=tmp_path / "a-file" / "token")
+
+    code, _, err = login(capsys, monkeypatch, config)
+
+    assert code == 1 and "cannot write" in err and "ended again" in err
+    assert simulator.sessions.issued == 1
+    assert simulator.sessions.live_tokens(OWNER.email) == []

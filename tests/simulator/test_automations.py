@@ -194,3 +194,29 @@ def test_default_scenario_has_a_project(sim: Simulator) -> None:
         f"{sim.url}/v1/projects", headers={"authtoken": "tok", "organization_uid": "org1"}
     )
     assert response.json()["projects"]
+
+
+def test_not_activated_fault_answers_as_test_mode_and_starts_nothing(make_sim, make_api) -> None:
+    from agent.simulator import Fault
+
+    sim = make_sim(make_scenario(projects=_projects()))
+    api = make_api(sim)
+    sim.add_fault(Fault("not_activated", path_prefix="/automations-api/run/t-open", times=1))
+    answer = _trigger(api, "t-open").json()
+    assert answer["result"] == "The rule is currently being tested or not activated"
+    assert "execution_id" not in answer
+    assert "execution_id" in _trigger(api, "t-open").json()  # used up: runs again
+
+
+def test_a_fault_may_apply_to_one_method_only(make_sim, make_api) -> None:
+    from agent.simulator import Fault
+
+    sim = make_sim(make_scenario(projects=_projects()))
+    api = make_api(sim)
+    path = f"/v1/projects/{PROJECT}/automations/{OPEN}"
+    sim.add_fault(Fault("http_status", path_prefix=path, status=503, method="PATCH"))
+    assert api.automations("GET", f"/projects/{PROJECT}/automations/{OPEN}").status_code == 200
+    patched = api.automations(
+        "PATCH", f"/projects/{PROJECT}/automations/{OPEN}", json={"active": False}
+    )
+    assert patched.status_code == 503

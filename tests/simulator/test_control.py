@@ -118,6 +118,7 @@ def test_simulate_starts_with_the_faults_given(capsys: pytest.CaptureFixture[str
                 "status": 429,
                 "delay": 0.0,
                 "retry_after": 2.0,
+                "method": None,
             }
         ]
         refused = httpx.get(f"{url}/v1/projects")

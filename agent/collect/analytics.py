@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,6 +40,8 @@ POLL_INITIAL = 0.5
 POLL_MAX = 8.0
 #: a job found done on its first retrieve shortens the next first wait by this factor
 LATENCY_EASING = 0.9
+#: threads polling one batch (the caller's among them)
+POLL_THREADS = 4
 #: hard stop for servers that ignore ``page`` and keep answering.
 MAX_PAGES = 1000
 #: keys tried, in order, for a row's bucket time (only ``date`` is documented).
@@ -226,7 +229,12 @@ class AnalyticsClient:
         self, jobs: list[_Job], done: Callable[[_Job, list[Any] | Exception], None]
     ) -> None:
         """Poll submitted jobs as one batch until each has its rows, failed or timed out;
-        each outcome goes to ``done`` as soon as it is known."""
+        each outcome goes to ``done`` as soon as it is known.
+
+        A few threads share the batch, earliest due first: while one waits for an answer
+        (a big day of rows takes the server a while) or parses it, the others keep
+        asking, so the rate limit rather than the answers' latency bounds a cycle.
+        """
         timeout = self.settings.job_timeout.total_seconds()
         # until a latency is known, ask at once (a fast server answers the first retrieve)
         first_wait = self._latency or 0.0
@@ -236,37 +244,74 @@ class AnalyticsClient:
         ]
         heapq.heapify(due)
         polls: dict[_Job, int] = {}
-        while due:
-            at, order, job, interval = heapq.heappop(due)
-            wait = at - self.clock.monotonic()
-            if wait > 0:
-                self.clock.sleep(wait)
-            polls[job] = polls.get(job, 0) + 1
-            try:
-                first = self._retrieve(job, 0)
+        state = threading.Condition()
+        # outcomes are handed over one at a time, outside ``state`` so that parsing one
+        # answer never keeps the other threads from asking for theirs
+        handing_over = threading.Lock()
+        open_jobs = len(jobs)
+
+        def next_job() -> tuple[float, int, _Job, float] | None:
+            with state:
+                while not due and open_jobs:
+                    state.wait()  # another thread holds the last jobs; one may come back
+                return heapq.heappop(due) if due else None
+
+        def settle(job: _Job, outcome: list[Any] | Exception) -> None:
+            nonlocal open_jobs
+            with handing_over:
+                done(job, outcome)
+            with state:
+                open_jobs -= 1
+                state.notify_all()
+
+        def work() -> None:
+            while (entry := next_job()) is not None:
+                at, order, job, interval = entry
+                wait = at - self.clock.monotonic()
+                if wait > 0:
+                    self.clock.sleep(wait)
+                polls[job] = polls.get(job, 0) + 1
+                try:
+                    first = self._retrieve(job, 0)
+                    if first is not None:
+                        self._observe_latency(job, polls[job])
+                        rows = self._remaining_pages(job, first, job.submitted + timeout)
+                except Exception as error:  # this job's verdict; the others go on
+                    settle(job, error)
+                    continue
                 if first is not None:
-                    self._observe_latency(job, polls[job])
-                    rows = self._remaining_pages(job, first, job.submitted + timeout)
-            except Exception as error:  # this job's verdict; the others go on
-                done(job, error)
-                continue
-            if first is not None:
-                done(job, rows)
-                continue
-            now = self.clock.monotonic()
-            deadline = job.submitted + timeout
-            if now >= deadline:
-                timed_out = JobTimeout(
-                    f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
-                    f"not finished after {timeout:.0f}s ({polls[job]} polls)",
-                    endpoint=self._data_endpoint(job),
-                )
-                done(job, timed_out)
-                continue
-            log.debug("analytics.job.waiting", job_id=job.id, wait=interval)
-            heapq.heappush(
-                due, (min(now + interval, deadline), order, job, min(interval * 2, POLL_MAX))
-            )
+                    settle(job, rows)
+                    continue
+                now = self.clock.monotonic()
+                deadline = job.submitted + timeout
+                if now >= deadline:
+                    settle(
+                        job,
+                        JobTimeout(
+                            f"Analytics job {job.id} ({job.query.metric.value} "
+                            f"{job.start}..{job.end}) not finished after {timeout:.0f}s "
+                            f"({polls[job]} polls)",
+                            endpoint=self._data_endpoint(job),
+                        ),
+                    )
+                    continue
+                log.debug("analytics.job.waiting", job_id=job.id, wait=interval)
+                with state:
+                    heapq.heappush(
+                        due,
+                        (min(now + interval, deadline), order, job, min(interval * 2, POLL_MAX)),
+                    )
+                    state.notify_all()
+
+        threads = [
+            threading.Thread(target=work, name=f"analytics-poll-{n}", daemon=True)
+            for n in range(min(POLL_THREADS, len(jobs)) - 1)
+        ]
+        for thread in threads:
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()
 
     def _observe_latency(self, job: _Job, polls: int) -> None:
         """Learn how long jobs take: first polls that find the rows done ease the wait

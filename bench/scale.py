@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,13 +31,13 @@ from pydantic import SecretStr
 
 from agent.clock import SystemClock
 from agent.collect import build_clients
-from agent.collect.models import Sample
+from agent.collect.models import AnalyticsQuery, Sample
 from agent.collect.ratelimit import RateLimiter
 from agent.config import ContentstackSettings
 from agent.evaluate.engine import Engine
-from agent.evaluate.planner import DataRequest, DataSource, merge_key, plan
+from agent.evaluate.planner import DataRequest, merge_key, plan
 from agent.evaluate.rules import Rule
-from agent.evaluate.sources import LiveSource
+from agent.evaluate.sources import AnswerHook, LiveSource
 from agent.logs import configure_logging
 from agent.wiring import load_config, load_rule_set
 from bench import naive
@@ -62,7 +62,7 @@ class Size:
 class RecordingSource:
     """Passes requests through and keeps every answer (for the offline CPU measurement)."""
 
-    def __init__(self, source: DataSource) -> None:
+    def __init__(self, source: LiveSource) -> None:
         self.source = source
         self.rows: dict[tuple[object, ...], list[Sample]] = {}
 
@@ -70,6 +70,22 @@ class RecordingSource:
         rows = self.source.fetch(request)
         self.rows[merge_key(request)] = rows
         return rows
+
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        """The live source's batch, recording each answer before the engine keeps it."""
+
+        def record(request: DataRequest, answer: list[Sample] | Exception) -> Any:
+            if isinstance(answer, list):
+                self.rows[merge_key(request)] = answer
+            return on_answer(request, answer) if on_answer else answer
+
+        assert isinstance(self.source, LiveSource)
+        return self.source.fetch_many(requests, newer_than, record)
 
 
 class ReplaySource:

@@ -79,12 +79,14 @@ def main() -> None:
         with build_clients(settings, clock) as clients:
             live = LiveSource(clients.analytics, clients.automations)
             engine = Engine(rules, live, default_interval=timedelta(minutes=1))
+            sim.clear_requests()
             tracemalloc.start()
             started = time.perf_counter()
             report = engine.evaluate(clock.now())
             wall = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
+            http_requests = len(sim.requests)
             now = clock.now()
             rows = [s for q in plan(rules, now).requests for s in live.fetch(q)]
         offline = Engine(rules, MemorySource(rows), watch_source=False)
@@ -94,7 +96,10 @@ def main() -> None:
         instances = len(engine.all_instances())
         print(f"rules {args.rules}, stacks {args.stacks}, instances {instances}")
         print(f"cycle wall time: {wall:.2f} s (includes job waits and the 10 req/s limit)")
-        print(f"API requests in the cycle: {report.requests} queries planned")
+        print(
+            f"HTTP requests in the cycle (counted at the simulator): {http_requests} "
+            f"for {report.requests} distinct queries"
+        )
         print(f"evaluation CPU on fetched rows ({len(rows)} rows): {cpu * 1000:.1f} ms")
         print(f"peak Python memory during the cycle: {peak / 1e6:.1f} MB")
 

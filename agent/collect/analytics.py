@@ -7,10 +7,12 @@ Every metric endpoint is asynchronous: ``GET /analytics/v2/<metric>`` answers
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +38,10 @@ log = structlog.get_logger(__name__)
 MAX_RANGE_DAYS = 90
 POLL_INITIAL = 0.5
 POLL_MAX = 8.0
+#: a job found done on its first retrieve shortens the next first wait by this factor
+LATENCY_EASING = 0.9
+#: threads polling one batch (the caller's among them)
+POLL_THREADS = 4
 #: hard stop for servers that ignore ``page`` and keep answering.
 MAX_PAGES = 1000
 #: keys tried, in order, for a row's bucket time (only ``date`` is documented).
@@ -49,6 +55,10 @@ _LABEL_FIELDS: dict[Metric, tuple[tuple[str, str], ...]] = {
     Metric.TOP_URLS: (("url", "url"),),
 }
 USAGE_TOTALS = ("total_api_count", "total_cdn_count", "total_api_bandwidth", "total_cdn_bandwidth")
+
+
+#: receives one query's answer once complete; returns what of it to keep in the results
+AnswerHook = Callable[[AnalyticsQuery, "list[Sample] | Exception"], "list[Sample] | Exception"]
 
 
 class BadRow(ValueError):
@@ -104,12 +114,15 @@ class _DataAnswer(BaseModel):
 # -- the client ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Job:
     id: str
     paginated: bool
     start: date
     end: date
+    query: AnalyticsQuery
+    #: ``clock.monotonic()`` when it was submitted
+    submitted: float
 
 
 class AnalyticsClient:
@@ -117,21 +130,74 @@ class AnalyticsClient:
         self.http = http
         self.clock = clock or http.clock
         self.settings = http.settings
+        #: how long after submission jobs have been answering (None: not known yet)
+        self._latency: float | None = None
 
     def fetch(self, query: AnalyticsQuery) -> list[Sample]:
         """Every row of ``query`` as Samples; ranges over 90 days are split and merged."""
-        samples: list[Sample] = []
-        chunks = list(split_range(query.start, query.end))
-        for start, end in chunks:
-            rows = self._run_job(query, start, end)
-            samples.extend(parse_rows(query, rows))
-        if len(chunks) > 1:
-            samples = _merge_dateless(samples)
-        return samples
+        result = self.fetch_many([query])[query]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    # one job ------------------------------------------------------------------------------
+    def fetch_many(
+        self,
+        queries: Sequence[AnalyticsQuery],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[AnalyticsQuery, list[Sample] | Exception]:
+        """Every query's rows (or the error that stopped it), fetched as one batch.
 
-    def _run_job(self, query: AnalyticsQuery, start: date, end: date) -> list[Any]:
+        All jobs are submitted first, then polled together, earliest due first: a job
+        is first asked for at its submission time plus the job latency observed so
+        far, so with enough queries in flight most answer on their first retrieve and
+        a query costs two requests. One failing query does not stop the others.
+        ``newer_than`` skips a query's rows dated before a time (buckets the caller
+        already holds) without parsing them. ``on_answer`` receives each query's
+        answer as soon as it is complete and returns what to keep of it (a caller that
+        stores rows elsewhere keeps little).
+        """
+        held = newer_than or {}
+        results: dict[AnalyticsQuery, list[Sample] | Exception] = {}
+
+        def finish(query: AnalyticsQuery, answer: list[Sample] | Exception) -> None:
+            results[query] = answer
+            if on_answer is not None:
+                results[query] = on_answer(query, answer)
+
+        chunks: dict[AnalyticsQuery, list[_Job | Exception]] = {}
+        for query in dict.fromkeys(queries):
+            chunks[query] = []
+            for start, end in split_range(query.start, query.end):
+                try:
+                    chunks[query].append(self._submit(query, start, end))
+                except Exception as error:  # reported per query; the batch goes on
+                    chunks[query].append(error)
+                    break
+        # a query's rows are parsed (and handed over) once its last job is read, so a
+        # batch never holds every raw answer at once
+        waiting = {query: sum(isinstance(j, _Job) for j in jobs) for query, jobs in chunks.items()}
+        read: dict[_Job, list[Any] | Exception] = {}
+
+        def job_done(job: _Job, answer: list[Any] | Exception) -> None:
+            read[job] = answer
+            waiting[job.query] -= 1
+            if waiting[job.query] == 0:
+                jobs = chunks[job.query]
+                answers = [read.pop(j) if isinstance(j, _Job) else j for j in jobs]
+                finish(job.query, _assemble(job.query, answers, held))
+
+        for query, jobs in chunks.items():
+            if not waiting[query]:  # its first submission failed: nothing to poll
+                finish(query, _assemble(query, [j for j in jobs if isinstance(j, Exception)], held))
+        self._collect(
+            [j for jobs in chunks.values() for j in jobs if isinstance(j, _Job)], job_done
+        )
+        return results
+
+    # jobs ---------------------------------------------------------------------------------
+
+    def _submit(self, query: AnalyticsQuery, start: date, end: date) -> _Job:
         path = f"/analytics/v2/{query.metric.value}"
         body = self.http.get_json(
             "GET",
@@ -148,7 +214,7 @@ class AnalyticsClient:
         if paginated is None:
             # no (readable) flag: trust the documentation's list of paginated endpoints
             paginated = query.metric in PAGINATED_METRICS
-        job = _Job(answer.job_id, paginated, start, end)
+        job = _Job(answer.job_id, paginated, start, end, query, self.clock.monotonic())
         log.debug(
             "analytics.job.submitted",
             metric=query.metric.value,
@@ -157,8 +223,106 @@ class AnalyticsClient:
             end=end.isoformat(),
             paginated=paginated,
         )
-        deadline = self.clock.monotonic() + self.settings.job_timeout.total_seconds()
-        first = self._wait_for_page(query, job, 0, deadline)
+        return job
+
+    def _collect(
+        self, jobs: list[_Job], done: Callable[[_Job, list[Any] | Exception], None]
+    ) -> None:
+        """Poll submitted jobs as one batch until each has its rows, failed or timed out;
+        each outcome goes to ``done`` as soon as it is known.
+
+        A few threads share the batch, earliest due first: while one waits for an answer
+        (a big day of rows takes the server a while) or parses it, the others keep
+        asking, so the rate limit rather than the answers' latency bounds a cycle.
+        """
+        timeout = self.settings.job_timeout.total_seconds()
+        # until a latency is known, ask at once (a fast server answers the first retrieve)
+        first_wait = self._latency or 0.0
+        # (when to ask, submission order, job, the pause after a "still running")
+        due = [
+            (job.submitted + first_wait, order, job, POLL_INITIAL) for order, job in enumerate(jobs)
+        ]
+        heapq.heapify(due)
+        polls: dict[_Job, int] = {}
+        state = threading.Condition()
+        # outcomes are handed over one at a time, outside ``state`` so that parsing one
+        # answer never keeps the other threads from asking for theirs
+        handing_over = threading.Lock()
+        open_jobs = len(jobs)
+
+        def next_job() -> tuple[float, int, _Job, float] | None:
+            with state:
+                while not due and open_jobs:
+                    state.wait()  # another thread holds the last jobs; one may come back
+                return heapq.heappop(due) if due else None
+
+        def settle(job: _Job, outcome: list[Any] | Exception) -> None:
+            nonlocal open_jobs
+            with handing_over:
+                done(job, outcome)
+            with state:
+                open_jobs -= 1
+                state.notify_all()
+
+        def work() -> None:
+            while (entry := next_job()) is not None:
+                at, order, job, interval = entry
+                wait = at - self.clock.monotonic()
+                if wait > 0:
+                    self.clock.sleep(wait)
+                polls[job] = polls.get(job, 0) + 1
+                try:
+                    first = self._retrieve(job, 0)
+                    if first is not None:
+                        self._observe_latency(job, polls[job])
+                        rows = self._remaining_pages(job, first, job.submitted + timeout)
+                except Exception as error:  # this job's verdict; the others go on
+                    settle(job, error)
+                    continue
+                if first is not None:
+                    settle(job, rows)
+                    continue
+                now = self.clock.monotonic()
+                deadline = job.submitted + timeout
+                if now >= deadline:
+                    settle(
+                        job,
+                        JobTimeout(
+                            f"Analytics job {job.id} ({job.query.metric.value} "
+                            f"{job.start}..{job.end}) not finished after {timeout:.0f}s "
+                            f"({polls[job]} polls)",
+                            endpoint=self._data_endpoint(job),
+                        ),
+                    )
+                    continue
+                log.debug("analytics.job.waiting", job_id=job.id, wait=interval)
+                with state:
+                    heapq.heappush(
+                        due,
+                        (min(now + interval, deadline), order, job, min(interval * 2, POLL_MAX)),
+                    )
+                    state.notify_all()
+
+        threads = [
+            threading.Thread(target=work, name=f"analytics-poll-{n}", daemon=True)
+            for n in range(min(POLL_THREADS, len(jobs)) - 1)
+        ]
+        for thread in threads:
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()
+
+    def _observe_latency(self, job: _Job, polls: int) -> None:
+        """Learn how long jobs take: first polls that find the rows done ease the wait
+        down, a job that needed more polls sets it to how long that one took."""
+        elapsed = self.clock.monotonic() - job.submitted
+        if polls > 1 or self._latency is None:
+            self._latency = elapsed if polls > 1 else None
+        else:
+            self._latency = max(POLL_INITIAL, self._latency * LATENCY_EASING)
+
+    def _remaining_pages(self, job: _Job, first: _DataAnswer, deadline: float) -> list[Any]:
         rows = list(first.data)
         if not job.paginated:
             return rows
@@ -169,7 +333,7 @@ class AnalyticsClient:
                 break
             if not previous or (total is None and len(previous) < len(first.data)):
                 break  # an empty or short page is the last one
-            answer_page = self._wait_for_page(query, job, page, deadline)
+            answer_page = self._wait_for_page(job, page, deadline)
             if not answer_page.data:
                 break
             if answer_page.data == previous:
@@ -179,72 +343,93 @@ class AnalyticsClient:
             previous = answer_page.data
         else:
             raise ResultTooLarge(
-                f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) has more "
-                f"than {MAX_PAGES} pages; narrow the query (fewer days, services or stacks)",
+                f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) has "
+                f"more than {MAX_PAGES} pages; narrow the query (fewer days, services or stacks)",
                 endpoint="GET /analytics/v2/job/{id}/data",
             )
         return rows
 
-    def _wait_for_page(
-        self, query: AnalyticsQuery, job: _Job, page: int, deadline: float
-    ) -> _DataAnswer:
-        """Poll one page of Retrieve Data until it has a ``data`` key, with doubling pauses."""
-        path = f"/analytics/v2/job/{quote(job.id, safe='')}/data"
-        endpoint = f"GET {path}"
+    def _wait_for_page(self, job: _Job, page: int, deadline: float) -> _DataAnswer:
+        """Poll one further page until it has a ``data`` key, with doubling pauses."""
         interval = POLL_INITIAL
         polls = 0
         while True:
             polls += 1
-            try:
-                body = self.http.get_json(
-                    "GET",
-                    self.settings.analytics_url + path,
-                    params={"orgUid": self._org, "page": str(page)},
-                    final_if=_is_job_failure,
-                    endpoint=endpoint,
-                )
-            except ServerError as error:
-                if not _is_job_failure(error):
-                    raise  # a plain 5xx, still there after every retry: transient, not a verdict
-                raise JobFailed(
-                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
-                    f"failed: {error.message}",
-                    status=500,
-                    endpoint=endpoint,
-                    error_code=error.error_code,
-                ) from None
-            if not isinstance(body, dict):
-                raise MalformedResponse(
-                    f"{endpoint} answered with a {type(body).__name__}, not an object",
-                    status=200,
-                    endpoint=endpoint,
-                )
-            if body.get("data") is not None:
-                try:
-                    return _DataAnswer.model_validate(body)
-                except ValidationError:
-                    raise MalformedResponse(
-                        f"{endpoint} answered a 'data' that is not a list of rows",
-                        status=200,
-                        endpoint=endpoint,
-                    ) from None
-            # a 200 without data: the job is still running (its exact body is undocumented)
+            answer = self._retrieve(job, page)
+            if answer is not None:
+                return answer
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 timeout = self.settings.job_timeout.total_seconds()
                 raise JobTimeout(
-                    f"Analytics job {job.id} ({query.metric.value} {job.start}..{job.end}) "
+                    f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
                     f"not finished after {timeout:.0f}s ({polls} polls)",
-                    endpoint=endpoint,
+                    endpoint=self._data_endpoint(job),
                 )
             wait = min(interval, remaining)
             log.debug("analytics.job.waiting", job_id=job.id, page=page, wait=wait)
             self.clock.sleep(wait)
             interval = min(interval * 2, POLL_MAX)
 
+    @staticmethod
+    def _data_endpoint(job: _Job) -> str:
+        return f"GET /analytics/v2/job/{quote(job.id, safe='')}/data"
+
+    def _retrieve(self, job: _Job, page: int) -> _DataAnswer | None:
+        """One Retrieve Data call: the page, or None while the job is still running."""
+        endpoint = self._data_endpoint(job)
+        try:
+            body = self.http.get_json(
+                "GET",
+                self.settings.analytics_url + endpoint.removeprefix("GET "),
+                params={"orgUid": self._org, "page": str(page)},
+                final_if=_is_job_failure,
+                endpoint=endpoint,
+            )
+        except ServerError as error:
+            if not _is_job_failure(error):
+                raise  # a plain 5xx, still there after every retry: transient, not a verdict
+            raise JobFailed(
+                f"Analytics job {job.id} ({job.query.metric.value} {job.start}..{job.end}) "
+                f"failed: {error.message}",
+                status=500,
+                endpoint=endpoint,
+                error_code=error.error_code,
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedResponse(
+                f"{endpoint} answered with a {type(body).__name__}, not an object",
+                status=200,
+                endpoint=endpoint,
+            )
+        if body.get("data") is None:
+            return None  # a 200 without data: still running (its exact body is undocumented)
+        try:
+            return _DataAnswer.model_validate(body)
+        except ValidationError:
+            raise MalformedResponse(
+                f"{endpoint} answered a 'data' that is not a list of rows",
+                status=200,
+                endpoint=endpoint,
+            ) from None
+
     @property
     def _org(self) -> str:
         return self.settings.organization_uid
+
+
+def _assemble(
+    query: AnalyticsQuery,
+    answers: list[list[Any] | Exception],
+    held: Mapping[AnalyticsQuery, datetime],
+) -> list[Sample] | Exception:
+    """One query's Samples from the raw rows of its jobs, or the first error among them."""
+    samples: list[Sample] = []
+    for answer in answers:
+        if isinstance(answer, Exception):
+            return answer
+        samples.extend(parse_rows(query, answer, held.get(query)))
+    return _merge_dateless(samples) if len(answers) > 1 else samples
 
 
 def _is_job_failure(error: ContentstackError) -> bool:
@@ -290,12 +475,17 @@ def build_params(query: AnalyticsQuery, start: date, end: date, org_uid: str) ->
 # -- row parsing --------------------------------------------------------------------------------
 
 
-def parse_rows(query: AnalyticsQuery, rows: list[Any]) -> list[Sample]:
-    """Samples from rows; bad rows are skipped and reported in one warning."""
+def parse_rows(
+    query: AnalyticsQuery, rows: list[Any], newer_than: datetime | None = None
+) -> list[Sample]:
+    """Samples from rows (those dated before ``newer_than`` left out); bad rows are
+    skipped and reported in one warning."""
     samples: list[Sample] = []
     problems: list[str] = []
     default_service = query.services[0] if len(query.services) == 1 else None
     for row in rows:
+        if newer_than is not None and _dated_before(row, newer_than):
+            continue
         try:
             samples.append(
                 parse_row(query.metric, row, stack=query.api_key, default_service=default_service)
@@ -375,6 +565,18 @@ def _parse_row(metric: Metric, row: Any, stack: str | None, default_service: str
     else:
         values["count"] = _number(row, "count")
     return Sample(metric=metric.value, at=at, labels=labels, values=values)
+
+
+def _dated_before(row: Any, moment: datetime) -> bool:
+    if not isinstance(row, dict):
+        return False
+    for key in _DATE_KEYS:
+        if row.get(key) is not None:
+            try:
+                return parse_timestamp(row[key]) < moment
+            except ValueError:
+                return False  # reported as a bad row by the full parse
+    return False
 
 
 def _number(row: dict[str, Any], key: str) -> float:

@@ -12,9 +12,6 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
 from agent.durations import format_duration
 
 
@@ -43,17 +40,28 @@ def duration(value: Any) -> str:
     return format_duration(value) if isinstance(value, timedelta) else str(value)
 
 
-_environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_environment.filters.update(human=human, pct=pct, duration=duration)
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    # Jinja2 is imported on first use: `--help` and commands that render nothing skip it
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    environment.filters.update(human=human, pct=pct, duration=duration)
+    return environment
 
 
 @lru_cache(maxsize=1024)
 def _compile(source: str) -> Any:
-    return _environment.from_string(source)
+    return _environment().from_string(source)
 
 
 def check_template(source: str) -> str | None:
     """The syntax error in a template, or None."""
+    if "{" not in source:
+        return None  # no tag, no expression, no comment: nothing Jinja could reject
+    from jinja2 import TemplateError
+
     try:
         _compile(source)
     except TemplateError as error:
@@ -63,6 +71,8 @@ def check_template(source: str) -> str | None:
 
 def render(source: str, context: dict[str, Any]) -> str:
     """Render, or fall back to the raw template plus the error: an alert is never lost to a typo."""
+    from jinja2 import TemplateError
+
     if not source:
         return ""
     try:

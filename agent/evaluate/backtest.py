@@ -133,7 +133,7 @@ def backtest_source(
     span_plan = plan(rules, end, extra=end - start)
     for request in span_plan.requests:
         samples.extend(source.fetch(request))
-    engine = Engine(rules, MemorySource(samples), default_interval=default_interval, max_workers=1)
+    engine = Engine(rules, MemorySource(samples), default_interval=default_interval)
     now = start
     while now <= end:
         report = engine.evaluate(now, engine.due(now))

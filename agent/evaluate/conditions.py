@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.collect.models import Sample
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker, Observation
 from agent.evaluate.rules import (
     ChangeCondition,
@@ -21,7 +20,7 @@ from agent.evaluate.rules import (
     ThresholdCondition,
 )
 from agent.evaluate.state import Verdict
-from agent.evaluate.values import in_window, reduce_window
+from agent.evaluate.values import Window, reduce_window
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -72,18 +71,17 @@ def lookback(rule: Rule) -> timedelta:
 
 def judge(
     rule: Rule,
-    samples: Sequence[Sample],
+    window: Window,
     now: datetime,
     tracker: AnomalyTracker | None = None,
 ) -> Judgement:
     condition = rule.condition
     until = now - data_lag(rule)
     if isinstance(condition, NoDataCondition):
-        rows = in_window(samples, until - condition.duration, until)
-        count = float(len(rows))
-        return Judgement(Verdict.BREACHED if not rows else Verdict.CLEARED, count, 0.0)
+        count = window.rows(until - condition.duration, until)
+        return Judgement(Verdict.BREACHED if not count else Verdict.CLEARED, float(count), 0.0)
 
-    value = reduce_window(rule.value, in_window(samples, until - rule.query.window, until))
+    value = reduce_window(rule.value, window, until - rule.query.window, until)
     if value is None and rule.query.metric == "executions" and rule.value.function != "ratio":
         # The execution log records events: no events in the window is zero, not missing data.
         value = 0.0
@@ -96,7 +94,7 @@ def judge(
             condition.value,
         )
     if isinstance(condition, ChangeCondition):
-        return _judge_change(rule, condition, samples, until, value)
+        return _judge_change(rule, condition, window, until, value)
     if isinstance(condition, AnomalyCondition):
         if value is None:
             return Judgement(Verdict.NODATA, None)
@@ -142,13 +140,13 @@ def threshold_verdict(
 def _judge_change(
     rule: Rule,
     condition: ChangeCondition,
-    samples: Sequence[Sample],
+    window: Window,
     until: datetime,
     current: float | None,
 ) -> Judgement:
     reference_until = until - condition.reference
     reference = reduce_window(
-        rule.value, in_window(samples, reference_until - rule.query.window, reference_until)
+        rule.value, window, reference_until - rule.query.window, reference_until
     )
     if current is None or reference is None:
         return Judgement(Verdict.NODATA, current, condition.value)

@@ -7,10 +7,9 @@ them back through ``restore``. Time is always passed in, never read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,15 +20,26 @@ from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judgement, judge, lookback
-from agent.evaluate.planner import DataRequest, DataSource, merge_key, plan, rows_for_rule
+from agent.evaluate.history import QueryHistory, Series, SeriesWindow
+from agent.evaluate.planner import (
+    DataRequest,
+    DataSource,
+    merge_key,
+    plan,
+    rows_for_rule,
+    rule_requests,
+)
 from agent.evaluate.rules import Rule
+from agent.evaluate.sources import fetch_all
 from agent.evaluate.state import InstanceState, Verdict, step
-from agent.evaluate.values import InstanceKey, split_instances
+from agent.evaluate.values import InstanceKey, SampleWindow, Window, split_instances
 from agent.redact import redact
 
 log = structlog.get_logger(__name__)
 
 SOURCE_DOWN = "ContentstackSourceDown"
+#: any moment: which queries a rule reads does not depend on when
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 #: template variables that only some conditions fill in; None ("n/a") elsewhere
 _DETAIL_NAMES = (
@@ -71,7 +81,6 @@ class Engine:
         *,
         default_interval: timedelta = timedelta(minutes=1),
         link: str | None = None,
-        max_workers: int = 4,
         watch_source: bool = True,
         stack_names: dict[str, str] | None = None,
     ) -> None:
@@ -79,7 +88,6 @@ class Engine:
         self.stack_names = stack_names or {}
         self.default_interval = default_interval
         self.link = link
-        self.max_workers = max_workers
         self.watch_source = watch_source
         self.rules: dict[str, Rule] = {}
         self.instances: dict[str, dict[InstanceKey, Instance]] = {}
@@ -97,6 +105,10 @@ class Engine:
         # queries would flap the meta-alert on every other cycle).
         self.source_lock = threading.Lock()
         self._source_outcomes: dict[tuple[object, ...], tuple[bool, bool, bool]] = {}
+        #: the Analytics rows, as columns per query family (see ``history``)
+        self.history: dict[tuple[object, ...], QueryHistory] = {}
+        self.history_lock = threading.Lock()
+        self._retention: dict[tuple[object, ...], timedelta] = {}
         self.set_rules(rules)
 
     # -- rule set ---------------------------------------------------------------------------
@@ -123,6 +135,15 @@ class Engine:
         self.next_due = {name: when for name, when in self.next_due.items() if name in kept}
         with self.source_lock:  # queries of removed rules must not keep judging the source
             self._source_outcomes = {}
+        # columns are kept as far back as the rules that read them look
+        retention: dict[tuple[object, ...], timedelta] = {}
+        for rule in self.rules.values():
+            for request in rule_requests(rule, _ANY_TIME):
+                key = merge_key(request)
+                retention[key] = max(retention.get(key, timedelta(0)), lookback(rule))
+        with self.history_lock:
+            self._retention = retention
+            self.history = {k: h for k, h in self.history.items() if k in retention}
 
     def take_over(self, previous: Engine) -> None:
         """Adopt the alert state of the engine this one replaces (a reload): kept exactly
@@ -155,56 +176,115 @@ class Engine:
         selected = list(self.rules.values()) if rules is None else list(rules)
         report = CycleReport(at=now)
         the_plan = plan(selected, now)
-        results = self._fetch_all(the_plan.requests)
+        with self.history_lock:
+            fetched = {request: self._still_needed(request) for request in the_plan.requests}
+            held = self._held_until(fetched.values())
+        columns: dict[DataRequest, QueryHistory] = {}
+
+        def keep(sent: DataRequest, answer: list[Sample] | Exception) -> list[Sample] | Exception:
+            """Rows go into the columns as each query completes; only what the row path
+            needs stays (the first rows, so an empty answer still shows as empty)."""
+            if isinstance(answer, Exception) or not isinstance(sent, AnalyticsQuery):
+                return answer
+            with self.history_lock:
+                history = self._store(sent, answer, now)
+            if history is None:
+                return answer
+            columns[sent] = history
+            return answer[:1]
+
+        answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())), held, keep)
+        results = {request: answers[fetched[request]] for request in the_plan.requests}
+        stored = {r: columns[sent] for r, sent in fetched.items() if sent in columns}
         report.requests = len(the_plan.requests)
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
-        recent = _recent_rows(selected, the_plan.by_rule, results, now)
-        for rule in selected:
-            requests = the_plan.by_rule[rule.name]
-            failure = next((r for q in requests if isinstance(r := results[q], Exception)), None)
-            if failure is not None:
-                message = redact(str(failure)) or type(failure).__name__
-                report.errors[rule.name] = message
-                self._fail_rule(rule, now, message, report)
-            else:
-                rows = rows_for_rule(rule, [recent[q] for q in requests])
-                self._judge_rule(rule, rows, now, report)
-            self.next_due[rule.name] = now + self.interval(rule)
+        # The daemon's groups share queries: the columns are written and read under one lock.
+        with self.history_lock:
+            unstored = {r: rows for r, rows in results.items() if r not in stored}
+            recent = _recent_rows(selected, the_plan.by_rule, unstored, now)
+            for rule in selected:
+                requests = the_plan.by_rule[rule.name]
+                failure = next(
+                    (r for q in requests if isinstance(r := results[q], Exception)), None
+                )
+                if failure is not None:
+                    message = redact(str(failure)) or type(failure).__name__
+                    report.errors[rule.name] = message
+                    self._fail_rule(rule, now, message, report)
+                elif all(q in stored for q in requests):
+                    windows = _series_windows(rule, [stored[q] for q in requests])
+                    self._judge_rule(rule, windows, now, report)
+                else:
+                    rows = rows_for_rule(rule, [recent[q] for q in requests])
+                    groups = split_instances(rows, rule.query.instance_labels)
+                    windows = {key: SampleWindow(group) for key, group in groups.items()}
+                    self._judge_rule(rule, windows, now, report)
+                self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:
             with self.source_lock:
                 self._watch_source(results, now, report)
         return report
 
-    def _fetch_all(
-        self, requests: list[DataRequest]
-    ) -> dict[DataRequest, list[Sample] | Exception]:
-        def fetch(request: DataRequest) -> list[Sample] | Exception:
-            try:
-                return self.source.fetch(request)
-            except Exception as error:  # one failing query must not stop the others
-                log.warning("fetch failed", request=type(request).__name__, error=str(error))
-                return error
+    def _still_needed(self, request: DataRequest) -> DataRequest:
+        """The part of an Analytics query not already held: days that were final when
+        fetched are not asked for again, so a cycle fetches today only."""
+        if not isinstance(request, AnalyticsQuery):
+            return request
+        history = self.history.get(merge_key(request))
+        if history is None or history.final_through is None or history.covered_from is None:
+            return request
+        if request.start < history.covered_from or history.final_through < request.start:
+            return request
+        start = min(history.final_through + timedelta(days=1), request.end)
+        return replace(request, start=start)
 
-        if len(requests) <= 1 or self.max_workers == 1:
-            return {request: fetch(request) for request in requests}
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(requests))) as pool:
-            return dict(zip(requests, pool.map(fetch, requests), strict=True))
+    def _held_until(self, requests: Iterable[DataRequest]) -> dict[AnalyticsQuery, datetime]:
+        """Per query merged into existing columns, the last bucket held: older rows of
+        the answer would be ignored, so they need not even be parsed."""
+        held: dict[AnalyticsQuery, datetime] = {}
+        for request in requests:
+            if not isinstance(request, AnalyticsQuery):
+                continue
+            history = self.history.get(merge_key(request))
+            if history is None or not history.times or history.covered_from is None:
+                continue
+            if request.start >= history.covered_from:
+                held[request] = datetime.fromtimestamp(history.times[-1], UTC)
+        return held
+
+    def _store(
+        self, sent: AnalyticsQuery, rows: list[Sample], now: datetime
+    ) -> QueryHistory | None:
+        """Merge one Analytics answer into its columns; rows without a date (top URLs)
+        are not series and stay on the row path (None)."""
+        key = merge_key(sent)
+        if any(row.at is None for row in rows):
+            self.history.pop(key, None)
+            return None
+        history = self.history.get(key)
+        if history is None:
+            history = self.history[key] = QueryHistory()
+        history.merge(rows, sent.start, sent.end, now)
+        retention = self._retention.get(key)
+        if retention is not None:
+            history.forget_before((now - retention).date())
+        return history
 
     def _judge_rule(
-        self, rule: Rule, rows: list[Sample], now: datetime, report: CycleReport
+        self, rule: Rule, windows: dict[InstanceKey, Window], now: datetime, report: CycleReport
     ) -> None:
         labels = rule.query.instance_labels
-        groups = split_instances(rows, labels)
         known = self.instances[rule.name]
         expected: set[InstanceKey] = set()
         if labels == ("stack",):
             expected = {(("stack", stack),) for stack in rule.query.stacks}
         elif not labels:
             expected = {()}
-        for key in sorted(set(groups) | set(known) | expected):
+        empty = SampleWindow([])
+        for key in sorted(set(windows) | set(known) | expected):
             instance = known.get(key) or self._new_instance(rule, key)
             known[key] = instance
-            judgement = judge(rule, groups.get(key, []), now, instance.tracker)
+            judgement = judge(rule, windows.get(key, empty), now, instance.tracker)
             self._advance(rule, instance, judgement, now, report)
 
     def _fail_rule(self, rule: Rule, now: datetime, message: str, report: CycleReport) -> None:
@@ -374,10 +454,20 @@ class Engine:
             )
 
 
+def _series_windows(rule: Rule, histories: list[QueryHistory]) -> dict[InstanceKey, Window]:
+    """Per alert instance, its series in each of the rule's queries."""
+    parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
+    for history in histories:
+        split = history.split(rule.query.instance_labels, tuple(sorted(rule.query.services)))
+        for key, series in split.items():
+            parts.setdefault(key, []).append((history, series))
+    return {key: SeriesWindow(found) for key, found in parts.items()}
+
+
 def _recent_rows(
     rules: Sequence[Rule],
     by_rule: dict[str, list[DataRequest]],
-    results: dict[DataRequest, list[Sample] | Exception],
+    results: Mapping[DataRequest, list[Sample] | Exception],
     now: datetime,
 ) -> dict[DataRequest, list[Sample]]:
     """Queries return whole days: keep, per query, only what its rules look back to.

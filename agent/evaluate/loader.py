@@ -102,8 +102,10 @@ def validate_document(
         problems.append(Problem(path, 1, "rule", "use [[rule]] tables (an array of tables)"))
         return [], problems
     loaded: list[LoadedRule] = []
+    # where each [[rule]] starts, found once (locate per rule would rescan the file)
+    rule_starts = [n + 1 for n, line in enumerate(lines) if line.strip().startswith("[[rule]]")]
     for index, raw in enumerate(raw_rules):
-        rule_line = locate(lines, ("rule", index))
+        rule_line = rule_starts[index] if index < len(rule_starts) else 1
         try:
             rule = RuleFile.model_validate({"rule": [raw]}).rule[0]
         except ValidationError as error:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
+from agent.collect.analytics import AnswerHook as AnalyticsAnswerHook
 from agent.collect.errors import ContentstackError
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import (
@@ -26,6 +27,13 @@ log = structlog.get_logger(__name__)
 
 class AnalyticsFetcher(Protocol):
     def fetch(self, query: AnalyticsQuery) -> list[Sample]: ...
+
+    def fetch_many(
+        self,
+        queries: Sequence[AnalyticsQuery],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnalyticsAnswerHook | None = None,
+    ) -> dict[AnalyticsQuery, list[Sample] | Exception]: ...
 
 
 class _Named(Protocol):
@@ -58,6 +66,26 @@ class LiveSource:
         self.projects = list(projects)
         #: project id → automation id → title; fetched once, again when an id is new
         self._titles: dict[str, dict[str, str]] = {}
+
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        """A cycle's requests: the Analytics jobs as one batch (submitted together, polled
+        together), then the execution logs; an error answers its own request only."""
+        queries = [r for r in requests if isinstance(r, AnalyticsQuery)]
+        results: dict[DataRequest, list[Sample] | Exception] = {}
+        if queries:
+            batch = self.analytics.fetch_many(queries, newer_than, on_answer)
+            for query, answer in batch.items():
+                results[query] = answer
+        for request in requests:
+            if not isinstance(request, AnalyticsQuery):
+                answer = fetch_or_error(self, request)
+                results[request] = on_answer(request, answer) if on_answer else answer
+        return results
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         if isinstance(request, AnalyticsQuery):
@@ -95,6 +123,46 @@ class LiveSource:
             else row
             for row in rows
         ]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]: ...
+
+
+#: receives each request's answer once complete; returns what of it to keep
+AnswerHook = Callable[[DataRequest, list[Sample] | Exception], list[Sample] | Exception]
+
+
+def fetch_or_error(source: DataSource, request: DataRequest) -> list[Sample] | Exception:
+    try:
+        return source.fetch(request)
+    except Exception as error:  # one failing query must not stop the others
+        log.warning("fetch failed", request=type(request).__name__, error=str(error))
+        return error
+
+
+def fetch_all(
+    source: DataSource,
+    requests: Sequence[DataRequest],
+    newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+    on_answer: AnswerHook | None = None,
+) -> dict[DataRequest, list[Sample] | Exception]:
+    """Every request's rows or error, in one batch when the source can batch.
+    ``newer_than``: rows the caller holds already, which a source may leave out;
+    ``on_answer``: sees each answer as it completes and says what to keep of it."""
+    if isinstance(source, BatchSource):
+        return source.fetch_many(requests, newer_than, on_answer)
+    results: dict[DataRequest, list[Sample] | Exception] = {}
+    for request in requests:
+        answer = fetch_or_error(source, request)
+        results[request] = on_answer(request, answer) if on_answer else answer
+    return results
 
 
 class TimeIndex:

@@ -153,7 +153,6 @@ def _run_case(
         MemorySource(_samples(spec.start, case.interval or spec.evaluation_interval, case.series)),
         default_interval=spec.evaluation_interval,
         watch_source=False,
-        max_workers=1,
         stack_names={key: name for name, key in spec.stacks.items()},
     )
     checks: dict[timedelta, list[Expectation]] = {}

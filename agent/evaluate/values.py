@@ -1,13 +1,14 @@
 """From rows to numbers: split samples into alert instances and reduce each window to a value.
 
-Pure functions over ``Sample`` lists; no I/O, no clock.
+Pure functions over windows of rows (``Window``); no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from agent.collect.models import Sample
 from agent.evaluate.rules import Filter, ValueSpec
@@ -16,8 +17,12 @@ InstanceKey = tuple[tuple[str, str], ...]
 
 
 def matches(sample: Sample, where: Filter) -> bool:
+    return labels_match(sample.labels, where)
+
+
+def labels_match(labels: Mapping[str, str], where: Filter) -> bool:
     for key, wanted in where.items():
-        actual = sample.labels.get(key)
+        actual = labels.get(key)
         if actual is None:
             return False
         options = wanted if isinstance(wanted, list) else [wanted]
@@ -51,35 +56,65 @@ def split_instances(
     return groups
 
 
-def in_window(samples: Iterable[Sample], after: datetime, until: datetime) -> list[Sample]:
-    """Rows dated in ``(after, until]``; rows without a date (top URLs) always count."""
-    return [s for s in samples if s.at is None or after < s.at <= until]
+class Window(Protocol):
+    """The rows of one alert instance, read by time range ``(after, until]``.
+
+    Two readers answer it: ``SampleWindow`` over a list of rows (rule tests, backtests,
+    execution logs) and ``agent.evaluate.history``'s columnar series (the daemon).
+    """
+
+    def rows(self, after: datetime, until: datetime) -> int:
+        """How many rows lie in the range (rows without a date always count)."""
+        ...
+
+    def total(self, field: str, where: Filter, after: datetime, until: datetime) -> float:
+        """The sum of ``field`` over the rows in the range that match ``where``."""
+        ...
+
+    def last(self, field: str, where: Filter, after: datetime, until: datetime) -> float | None:
+        """``field`` of the latest matching row in the range that has it."""
+        ...
 
 
-def reduce_window(spec: ValueSpec, samples: Sequence[Sample]) -> float | None:
-    """The window's value, or None when there is nothing to measure.
+class SampleWindow:
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = samples
+
+    def _in(self, after: datetime, until: datetime) -> list[Sample]:
+        """Rows dated in ``(after, until]``; rows without a date (top URLs) always count."""
+        return [s for s in self.samples if s.at is None or after < s.at <= until]
+
+    def rows(self, after: datetime, until: datetime) -> int:
+        return len(self._in(after, until))
+
+    def total(self, field: str, where: Filter, after: datetime, until: datetime) -> float:
+        return sum(s.values.get(field, 0.0) for s in self._in(after, until) if matches(s, where))
+
+    def last(self, field: str, where: Filter, after: datetime, until: datetime) -> float | None:
+        dated = [s for s in self._in(after, until) if matches(s, where) and field in s.values]
+        if not dated:
+            return None
+        latest = max(dated, key=lambda s: s.at.timestamp() if s.at else float("-inf"))
+        return latest.values[field]
+
+
+def reduce_window(
+    spec: ValueSpec, window: Window, after: datetime, until: datetime
+) -> float | None:
+    """The value of the window ``(after, until]``, or None when there is nothing to measure.
 
     A count or sum over rows that exist but match nothing is 0; over no rows at all
     it is None (no data). A ratio whose denominator is below ``min_denominator`` is
     None: 1 error out of 2 requests is not a 50 % error rate worth a page.
     """
-    if not samples:
+    if not window.rows(after, until):
         return None
     if spec.function == "ratio":
-        numerator = _total(spec.field, (s for s in samples if matches(s, spec.numerator)))
-        denominator = _total(spec.field, (s for s in samples if matches(s, spec.denominator)))
+        numerator = window.total(spec.field, spec.numerator, after, until)
+        denominator = window.total(spec.field, spec.denominator, after, until)
         if denominator < max(spec.min_denominator, 1e-12):
             return None
         return numerator / denominator
-    selected = [s for s in samples if matches(s, spec.where)]
     if spec.function == "last":
-        dated = [s for s in selected if spec.field in s.values]
-        if not dated:
-            return None
-        latest = max(dated, key=lambda s: s.at.timestamp() if s.at else float("-inf"))
-        return latest.values[spec.field]
-    return _total(spec.field, selected)
-
-
-def _total(field: str, samples: Iterable[Sample]) -> float:
-    return sum(s.values.get(field, 0.0) for s in samples)
+        return window.last(spec.field, spec.where, after, until)
+    return window.total(spec.field, spec.where, after, until)

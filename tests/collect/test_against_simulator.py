@@ -495,3 +495,25 @@ def test_rate_limit_never_above_ten_per_second() -> None:
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t <= start + 1.0)
         assert in_window <= 10, f"{in_window} requests within 1 s from {start}"
+
+
+@pytest.mark.parametrize("job_duration", [2.0])
+def test_a_batch_is_submitted_first_then_polled_at_the_observed_latency(
+    sim: Simulator, clients: Clients, clock: ManualClock
+) -> None:
+    clients.analytics.fetch(statuses(api_key="blt5a1c0d2e3f4a5b6c"))  # learns: jobs take ~2 s
+    sim.clear_requests()
+    queries = [statuses(duration="hour", start=WEEK[1] - timedelta(days=d)) for d in range(4)]
+    noon = datetime.combine(WEEK[1], datetime.min.time(), UTC) + timedelta(hours=12)
+    results = clients.analytics.fetch_many(
+        [*queries, statuses(api_key="blt-unknown")], newer_than={queries[0]: noon}
+    )
+    paths = [r.path for r in sim.requests]
+    assert all(p.startswith("/analytics/v2/http-statuses") for p in paths[:5])
+    assert len(paths) == 5 + len(queries)  # every job answered on its first retrieve
+    assert isinstance(results[statuses(api_key="blt-unknown")], InvalidApiKey)
+    held_back = results[queries[0]]
+    assert isinstance(held_back, list) and held_back
+    assert all(s.at is not None and s.at >= noon for s in held_back)
+    whole_day = clients.analytics.fetch(queries[0])
+    assert any(s.at is not None and s.at < noon for s in whole_day)

@@ -1,0 +1,228 @@
+"""The fetched Analytics rows, kept once, as columns: what the daemon's rules read windows from.
+
+One ``QueryHistory`` per query family (``planner.merge_key``: metric, granularity,
+stack, params) holds one time axis of bucket starts and, per series (one set of row
+labels: service, status, cache, ...), running sums of each value field and of the
+rows present. A window ``(after, until]`` is two look-ups on the axis and a difference
+per series, whatever its length; many rules over the same query share the columns.
+
+Rows arrive whole days at a time (the API takes dates); a fetch only touches the
+buckets from the last one held (which may have been incomplete) onwards. Buckets
+before it are final, so a fetch that reaches no further back is merged, and one that
+reaches further back than the columns rebuilds them. Retention is what the rules
+look back over.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from agent.collect.models import Sample
+from agent.evaluate.rules import Filter
+from agent.evaluate.values import InstanceKey, labels_match
+
+
+@dataclass
+class Series:
+    labels: dict[str, str]
+    #: running sum of rows present: ``present[i]`` rows in buckets before index i
+    present: array[int]
+    #: field → running sum of the field, aligned like ``present``
+    sums: dict[str, array[float]] = field(default_factory=dict)
+    #: id(filter) → (the filter, whether it matches); filters live in rules, so they are
+    #: few and long-lived, and the identity check guards against a reused id
+    _matches: dict[int, tuple[Filter, bool]] = field(default_factory=dict)
+
+    def matches(self, where: Filter) -> bool:
+        found = self._matches.get(id(where))
+        if found is None or found[0] is not where:
+            found = self._matches[id(where)] = (where, labels_match(self.labels, where))
+        return found[1]
+
+
+class QueryHistory:
+    def __init__(self) -> None:
+        self.times: array[float] = array("d")
+        self.series: list[Series] = []
+        self._by_labels: dict[tuple[tuple[str, str], ...], Series] = {}
+        self._splits: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[InstanceKey, list[Series]]]
+        self._splits = {}
+        self._spans: dict[tuple[datetime, datetime], tuple[int, int]] = {}
+        #: days wholly fetched after they ended: their rows will not change any more
+        self.final_through: date | None = None
+        #: the first day the columns hold completely
+        self.covered_from: date | None = None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def merge(self, rows: Sequence[Sample], start: date, end: date, now: datetime) -> None:
+        """Take a fetch of the days ``start..end`` made at ``now``."""
+        dated = [row for row in rows if row.at is not None]
+        if self.covered_from is None or start < self.covered_from:
+            self._clear()
+            self.covered_from = start
+            keep_from = float("-inf")
+        else:
+            # the last bucket held may have been in progress: it is replaced
+            keep_from = self.times[-1] if self.times else float("-inf")
+        buckets: dict[float, list[Sample]] = defaultdict(list)
+        for row in dated:
+            assert row.at is not None
+            stamp = row.at.timestamp()
+            if stamp >= keep_from:
+                buckets[stamp].append(row)
+        if buckets and keep_from != float("-inf"):
+            self._truncate(bisect.bisect_left(self.times, min(buckets)))
+        for stamp in sorted(buckets):
+            self._append(stamp, buckets[stamp])
+        self._spans = {}
+        today = now.astimezone(UTC).date()
+        final = min(end, today - timedelta(days=1))
+        if final >= start and (self.final_through is None or final > self.final_through):
+            self.final_through = final
+
+    def _clear(self) -> None:
+        self.times = array("d")
+        self.series = []
+        self._by_labels = {}
+        self._splits = {}
+        self.final_through = None
+
+    def _series(self, labels: dict[str, str]) -> Series:
+        key = tuple(sorted(labels.items()))
+        found = self._by_labels.get(key)
+        if found is None:
+            present = array("i", [0] * (len(self.times) + 1))
+            found = self._by_labels[key] = Series(dict(labels), present)
+            self.series.append(found)
+            self._splits = {}
+        return found
+
+    def _append(self, stamp: float, rows: list[Sample]) -> None:
+        counted: dict[int, tuple[Series, dict[str, float]]] = {}
+        for row in rows:
+            series = self._series(row.labels)
+            _, values = counted.setdefault(id(series), (series, {}))
+            for name, value in row.values.items():
+                values[name] = values.get(name, 0.0) + value
+            values[""] = values.get("", 0.0) + 1  # the row count
+        size = len(self.times)
+        self.times.append(stamp)
+        for series in self.series:
+            entry = counted.get(id(series))
+            values = entry[1] if entry else {}
+            series.present.append(series.present[-1] + int(values.get("", 0)))
+            for name in values.keys() - series.sums.keys() - {""}:
+                series.sums[name] = array("d", [0.0] * (size + 1))
+            for name, column in series.sums.items():
+                column.append(column[-1] + values.get(name, 0.0))
+
+    def _truncate(self, index: int) -> None:
+        """Drop the buckets from ``index`` on."""
+        del self.times[index:]
+        for series in self.series:
+            del series.present[index + 1 :]
+            for column in series.sums.values():
+                del column[index + 1 :]
+
+    def forget_before(self, day: date) -> None:
+        """Drop buckets before ``day`` (retention); the running sums stay valid."""
+        index = bisect.bisect_left(
+            self.times, datetime.combine(day, datetime.min.time(), UTC).timestamp()
+        )
+        # trimming is a copy: do it once the stale part is worth it
+        if index < max(64, len(self.times) // 8):
+            return
+        del self.times[:index]
+        self._spans = {}
+        for series in self.series:
+            del series.present[:index]
+            for column in series.sums.values():
+                del column[:index]
+        if self.covered_from is None or day > self.covered_from:
+            self.covered_from = day
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def span(self, after: datetime, until: datetime) -> tuple[int, int]:
+        """Indexes of the buckets in ``(after, until]``; every instance of every rule with
+        this window asks, so the answer is kept until the columns change."""
+        found = self._spans.get((after, until))
+        if found is None:
+            found = self._spans[(after, until)] = (
+                bisect.bisect_right(self.times, after.timestamp()),
+                bisect.bisect_right(self.times, until.timestamp()),
+            )
+        return found
+
+    def split(
+        self, group_by: tuple[str, ...], services: tuple[str, ...]
+    ) -> dict[InstanceKey, list[Series]]:
+        """Series per alert instance (once per query and split, not once per rule)."""
+        key = (group_by, services)
+        found = self._splits.get(key)
+        if found is None:
+            found = defaultdict(list)
+            wanted = set(services)
+            for series in self.series:
+                service = series.labels.get("service")
+                if wanted and service is not None and service not in wanted:
+                    continue
+                found[tuple((label, series.labels.get(label, "")) for label in group_by)].append(
+                    series
+                )
+            self._splits[key] = found = dict(found)
+        return found
+
+
+class SeriesWindow:
+    """A ``values.Window`` over the series of one alert instance, in one or more queries."""
+
+    def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
+        self.parts = list(parts)
+
+    def _span(self, history: QueryHistory, after: datetime, until: datetime) -> tuple[int, int]:
+        return history.span(after, until)
+
+    def rows(self, after: datetime, until: datetime) -> int:
+        count = 0
+        for history, series_list in self.parts:
+            low, high = self._span(history, after, until)
+            if low < high:
+                count += sum(s.present[high] - s.present[low] for s in series_list)
+        return count
+
+    def total(self, field_name: str, where: Filter, after: datetime, until: datetime) -> float:
+        total = 0.0
+        for history, series_list in self.parts:
+            low, high = self._span(history, after, until)
+            if low >= high:
+                continue
+            for series in series_list:
+                column = series.sums.get(field_name)
+                if column is not None and series.matches(where):
+                    total += column[high] - column[low]
+        return total
+
+    def last(
+        self, field_name: str, where: Filter, after: datetime, until: datetime
+    ) -> float | None:
+        best: tuple[float, float] | None = None
+        for history, series_list in self.parts:
+            low, high = self._span(history, after, until)
+            for series in series_list:
+                column = series.sums.get(field_name)
+                if column is None or not series.matches(where):
+                    continue
+                for index in range(high - 1, low - 1, -1):
+                    if series.present[index + 1] > series.present[index]:
+                        stamp = history.times[index]
+                        if best is None or stamp > best[0]:
+                            best = (stamp, column[index + 1] - column[index])
+                        break
+        return None if best is None else best[1]

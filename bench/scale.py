@@ -1,0 +1,325 @@
+"""Benchmark: rules × stacks at scale against the simulator on 127.0.0.1, beside a naive baseline.
+
+    python -m bench.scale [--sizes 10x1,100x5,1000x20] [--runs 3] [--out bench/RESULTS.md]
+
+For each size, in one run: the agent's evaluation cycle (HTTP requests counted at the
+simulator, which runs in its own process; peak requests in any second, 429s, wall
+time), evaluation CPU when a cycle brings one new minute (rows already fetched), the
+daemon's peak RSS holding 7 days of minute history (a child process), ``stackwatch
+check`` CPU on the rule set, and the naive one-job-per-rule baseline on the same
+simulator. Medians of ``--runs`` runs; ratios against the baseline of the same run.
+Prints a table and writes it to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from agent.clock import SystemClock
+from agent.collect import build_clients
+from agent.collect.models import AnalyticsQuery, Sample
+from agent.collect.ratelimit import RateLimiter
+from agent.config import ContentstackSettings
+from agent.evaluate.engine import Engine
+from agent.evaluate.planner import DataRequest, merge_key, plan
+from agent.evaluate.rules import Rule
+from agent.evaluate.sources import AnswerHook, LiveSource
+from agent.logs import configure_logging
+from agent.wiring import load_config, load_rule_set
+from bench import naive
+from bench.rulemix import write_setup
+from bench.simproc import AUTHTOKEN, ORGANIZATION, Arrival, SimulatorProcess, peak_rate
+
+#: jobs the naive baseline actually runs per size; its totals are extrapolated from them
+NAIVE_SAMPLE = 40
+JOB_DURATION = 2.0
+
+
+@dataclass
+class Size:
+    rules: int
+    stacks: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.rules:,} × {self.stacks}"
+
+
+class RecordingSource:
+    """Passes requests through and keeps every answer (for the offline CPU measurement)."""
+
+    def __init__(self, source: LiveSource) -> None:
+        self.source = source
+        self.rows: dict[tuple[object, ...], list[Sample]] = {}
+
+    def fetch(self, request: DataRequest) -> list[Sample]:
+        rows = self.source.fetch(request)
+        self.rows[merge_key(request)] = rows
+        return rows
+
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        """The live source's batch, recording each answer before the engine keeps it."""
+
+        def record(request: DataRequest, answer: list[Sample] | Exception) -> Any:
+            if isinstance(answer, list):
+                self.rows[merge_key(request)] = answer
+            return on_answer(request, answer) if on_answer else answer
+
+        assert isinstance(self.source, LiveSource)
+        return self.source.fetch_many(requests, newer_than, record)
+
+
+class ReplaySource:
+    """Answers from recorded rows as the API would have at ``cutoff``: buckets up to it."""
+
+    def __init__(self, rows: dict[tuple[object, ...], list[Sample]]) -> None:
+        self.rows = rows
+        self.cutoff = datetime.max
+
+    def fetch(self, request: DataRequest) -> list[Sample]:
+        cutoff = self.cutoff
+        return [s for s in self.rows[merge_key(request)] if s.at is None or s.at <= cutoff]
+
+
+def settings_for(url: str) -> ContentstackSettings:
+    return ContentstackSettings(
+        organization_uid=ORGANIZATION,
+        authtoken=SecretStr(AUTHTOKEN),
+        analytics_base_url=url,
+        automations_base_url=url,
+    )
+
+
+def summarize(arrivals: list[Arrival]) -> dict[str, float]:
+    return {
+        "requests": len(arrivals),
+        "peak_rate": peak_rate(arrivals),
+        "throttled": sum(1 for a in arrivals if a.status == 429),
+    }
+
+
+def agent_cycle(rules: list[Rule], sim: SimulatorProcess) -> dict[str, Any]:
+    clock = SystemClock()
+    sim.clear()
+    with build_clients(settings_for(sim.url), clock, limiter=RateLimiter(10, clock)) as clients:
+        recording = RecordingSource(LiveSource(clients.analytics, clients.automations))
+        engine = Engine(rules, recording, default_interval=timedelta(minutes=1))
+        now = clock.now()
+        cpu = time.process_time()
+        started = time.perf_counter()
+        engine.evaluate(now)
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+    figures: dict[str, Any] = summarize(sim.arrivals())
+    figures.update(
+        queries=len(plan(rules, now).requests),
+        wall=wall,
+        cycle_cpu=cpu,
+        instances=len(engine.all_instances()),
+    )
+    figures["per_query"] = figures["requests"] / max(1, figures["queries"])
+    figures["incremental_cpu"] = incremental_cpu(rules, recording.rows, now)
+    return figures
+
+
+def incremental_cpu(
+    rules: list[Rule], rows: dict[tuple[object, ...], list[Sample]], now: datetime
+) -> float:
+    """CPU seconds of the cycle at ``now`` after one at ``now - 1m`` (rows already fetched)."""
+    replay = ReplaySource(rows)
+    engine = Engine(rules, replay, default_interval=timedelta(minutes=1), watch_source=False)
+    replay.cutoff = now - timedelta(minutes=1)
+    engine.evaluate(now - timedelta(minutes=1))
+    replay.cutoff = now
+    started = time.process_time()
+    engine.evaluate(now)
+    return time.process_time() - started
+
+
+def naive_cycle(rules: list[Rule], sim: SimulatorProcess) -> dict[str, Any]:
+    clock = SystemClock()
+    jobs = naive.naive_jobs(rules, clock.now())
+    sample = jobs[:NAIVE_SAMPLE]
+    sim.clear()
+    with build_clients(settings_for(sim.url), clock, limiter=RateLimiter(10, clock)) as clients:
+        wall = naive.run_jobs(clients.http, sample)
+    figures: dict[str, Any] = summarize(sim.arrivals())
+    scale = len(jobs) / len(sample)
+    figures.update(
+        queries=len(jobs),
+        requests=figures["requests"] * scale,
+        wall=wall * scale,
+        extrapolated=scale > 1,
+    )
+    figures["per_query"] = figures["requests"] / len(jobs)
+    return figures
+
+
+def child_usage(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(CPU seconds, peak RSS in bytes, stdout) of a command run to completion."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, output
+
+
+def stackwatch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent.cli", *args]
+
+
+def measure_size(size: Size, runs: int, folder: Path, with_memory: bool) -> dict[str, Any]:
+    config = write_setup(folder / f"s{size.rules}x{size.stacks}", size.rules, size.stacks)
+    rules = load_rule_set(load_config(config, explicit=True))
+    agent_runs: list[dict[str, Any]] = []
+    naive_runs: list[dict[str, Any]] = []
+    with SimulatorProcess(size.stacks, job_duration=JOB_DURATION) as sim:
+        for run in range(runs):
+            print(f"  {size.label}: run {run + 1}/{runs}", file=sys.stderr, flush=True)
+            agent_runs.append(agent_cycle(rules, sim))
+            naive_runs.append(naive_cycle(rules, sim))
+    check = [child_usage(stackwatch("check", "--config", str(config)))[0] for _ in range(runs)]
+    memory = [
+        [
+            int(figure)
+            for figure in child_usage(
+                [sys.executable, "-m", "bench.memory", str(size.rules), str(size.stacks)],
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+            )[2].split()[:2]
+        ]
+        for _ in range(min(runs, 2) if with_memory else 0)
+    ]
+    return {
+        "agent": median_of(agent_runs),
+        "naive": median_of(naive_runs),
+        "check_cpu": statistics.median(check),
+        "rss": statistics.median(m[0] for m in memory) if memory else None,
+        "peak_rss": statistics.median(m[1] for m in memory) if memory else None,
+    }
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(run[key] for run in runs)
+        if isinstance(runs[0][key], int | float) and not isinstance(runs[0][key], bool)
+        else runs[0][key]
+        for key in runs[0]
+    }
+
+
+Row = tuple[str, Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], str]]
+
+
+def _ratio(agent: float, baseline: float) -> str:
+    return f"{agent / baseline:.2f}×" if baseline else "–"
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for label, result in results.items():
+        a, n = result["agent"], result["naive"]
+        per_10k = a["incremental_cpu"] * 1000 * 10_000 / max(1, a["instances"])
+        note = " (extrapolated)" if n.get("extrapolated") else ""
+        rows = [
+            ("distinct queries (agent) / jobs (naive)", f"{a['queries']:.0f}", f"{n['queries']}"),
+            (
+                "HTTP requests per cycle (at the simulator)",
+                f"{a['requests']:.0f}",
+                f"{n['requests']:.0f}{note}",
+                _ratio(a["requests"], n["requests"]),
+            ),
+            ("requests per query", f"{a['per_query']:.2f}", f"{n['per_query']:.2f}"),
+            ("peak requests in any second", f"{a['peak_rate']:.0f}", f"{n['peak_rate']:.0f}"),
+            ("429 answers", f"{a['throttled']:.0f}", f"{n['throttled']:.0f}"),
+            (
+                "cycle wall time",
+                f"{a['wall']:.1f} s",
+                f"{n['wall']:.1f} s{note}",
+                _ratio(a["wall"], n["wall"]),
+            ),
+            ("cycle CPU (fetch + parse + evaluate)", f"{a['cycle_cpu']:.2f} s", "–"),
+            ("alert instances", f"{a['instances']:.0f}", "–"),
+            (
+                "evaluation CPU, cycle bringing one new minute",
+                f"{a['incremental_cpu'] * 1000:.0f} ms ({per_10k:.0f} ms per 10k instances)",
+                "–",
+            ),
+            (
+                "daemon RSS holding 7 days of minute history (peak: cold first cycle)",
+                f"{result['rss'] / 1e6:.0f} MB (peak {result['peak_rss'] / 1e6:.0f} MB)"
+                if result["rss"]
+                else "not measured",
+                "–",
+            ),
+            ("`stackwatch check` CPU", f"{result['check_cpu']:.2f} s", "–"),
+        ]
+        lines += [
+            f"### {label} rules × stacks",
+            "",
+            "| figure | agent | naive baseline | agent ÷ baseline |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {' | '.join(row)}{' | –' if len(row) == 3 else ''} |" for row in rows]
+        lines.append("")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10x1,100x5,1000x20")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    parser.add_argument("--title", default="Scale benchmark")
+    parser.add_argument(
+        "--memory-sizes", default=None, help="sizes whose RSS is measured (default: all)"
+    )
+    args = parser.parse_args()
+    configure_logging("error")
+    sizes = [Size(*map(int, item.split("x"))) for item in args.sizes.split(",")]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="stackwatch-bench-") as folder:
+        for size in sizes:
+            with_memory = args.memory_sizes is None or (
+                f"{size.rules}x{size.stacks}" in args.memory_sizes.split(",")
+            )
+            results[size.label] = measure_size(size, args.runs, Path(folder), with_memory)
+    header = [
+        f"## {args.title}",
+        "",
+        f"`python -m bench.scale --sizes {args.sizes} --runs {args.runs}` on "
+        f"{platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+        f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; simulator jobs take "
+        f"{JOB_DURATION:g} s; medians of {args.runs} runs. The naive baseline runs "
+        f"{NAIVE_SAMPLE} of its jobs (4 at a time) and scales requests and wall time to all.",
+        "",
+    ]
+    text = "\n".join(header + table(results))
+    print(text)
+    previous = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(text + "\n\n" + previous)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ import pytest
 
 from agent.simulator import Fault
 
-from .support import DaemonProcess, WebhookReceiver, ratio_rule, wait_until, write_config
+from .support import AUTHTOKEN, DaemonProcess, WebhookReceiver, ratio_rule, wait_until, write_config
 from .test_process import SPEED, _simulator
 
 pytestmark = pytest.mark.timeout(400)
@@ -73,6 +73,21 @@ def test_every_api_fault_pages_once_as_source_down_and_recovers(
             assert not [t for t in texts if "web-5xx" in t or "mobile-5xx" in t]
             per_second = Counter(int(r.received_at) for r in sim.requests)
             assert max(per_second.values()) <= 10
+
+            # known secrets: nowhere in logs, /metrics, the JSON API or the state database
+            api_token = (tmp_path / "state" / "api-token").read_text().strip()
+            shown = [daemon.get("/metrics")[1], daemon.get("/api/v1/alerts")[1]]
+            shown.append(daemon.get("/api/v1/audit")[1])
+            daemon.kill()
+            daemon.proc.wait(30)
+            daemon._reader.join(10)
+            stored = b"".join(
+                p.read_bytes() for p in (tmp_path / "state").glob("stackwatch.db*") if p.is_file()
+            )
+            for secret in (AUTHTOKEN, api_token):
+                assert secret not in "".join(daemon.raw)
+                assert all(secret.encode() not in body for body in shown)
+                assert secret.encode() not in stored
         finally:
             if daemon.proc.poll() is None:
                 daemon.kill()

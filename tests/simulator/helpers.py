@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from agent.clock import ManualClock
 from agent.simulator import Incident, Scenario, Simulator, Stack
+from agent.simulator import cli as simulate_cli
 
 NOW = datetime(2024, 2, 5, 12, 0, tzinfo=UTC)
 TODAY = NOW.date().isoformat()
@@ -115,3 +122,33 @@ def count(row: dict[str, Any]) -> int:
 
 def day_before(days: int) -> str:
     return (NOW - timedelta(days=days)).date().isoformat()
+
+
+def simulate_args(*argv: str) -> argparse.Namespace:
+    """``stackwatch simulate``'s arguments, parsed as the command line would."""
+    parser = argparse.ArgumentParser()
+    simulate_cli.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@contextmanager
+def simulate_running(capsys: pytest.CaptureFixture[str], *argv: str) -> Iterator[tuple[str, str]]:
+    """``stackwatch simulate`` in a thread: yields (its URL, what it printed); on leaving,
+    stops it and checks that it exited 0."""
+    stop = threading.Event()
+    args = simulate_args(*argv)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(simulate_cli.run(args, stop=stop)))
+    thread.start()
+    try:
+        output = ""
+        deadline = time.monotonic() + 30
+        while "Ctrl-C" not in output and time.monotonic() < deadline:
+            time.sleep(0.01)
+            output += capsys.readouterr().out
+        url = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
+        yield url, output
+    finally:
+        stop.set()
+        thread.join(30)
+    assert result == [0]

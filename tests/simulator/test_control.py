@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-import threading
-import time
 from datetime import timedelta
 
 import httpx
 import pytest
 
 from agent.simulator import Incident, cli
-from tests.simulator.helpers import STACK_A, Api, count
+from tests.simulator.helpers import STACK_A, Api, count, simulate_args, simulate_running
 
 
 def _five_share_now(api: Api) -> float:
@@ -88,26 +85,10 @@ def test_an_incident_started_over_http_shows_in_the_data(api: Api) -> None:
     assert bad.status_code == 400 and "invalid incident" in bad.json()["error_message"]
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    return parser.parse_args(list(argv))
-
-
 def test_simulate_starts_with_the_faults_given(capsys: pytest.CaptureFixture[str]) -> None:
-    stop = threading.Event()
-    args = _args("--port", "0", "--fault", "http_status,status=429,retry_after=2,times=3")
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(cli.run(args, stop=stop)))
-    thread.start()
-    try:
-        output = ""
-        deadline = time.monotonic() + 30
-        while "Ctrl-C" not in output and time.monotonic() < deadline:
-            time.sleep(0.01)
-            output += capsys.readouterr().out
+    argv = ("--port", "0", "--fault", "http_status,status=429,retry_after=2,times=3")
+    with simulate_running(capsys, *argv) as (url, output):
         assert "Faults: 1 active" in output
-        url = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
         faults = httpx.get(f"{url}/__sim/faults").json()["faults"]
         assert faults == [
             {
@@ -123,14 +104,10 @@ def test_simulate_starts_with_the_faults_given(capsys: pytest.CaptureFixture[str
         ]
         refused = httpx.get(f"{url}/v1/projects")
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
-    finally:
-        stop.set()
-        thread.join(30)
-    assert result == [0]
 
 
 def test_simulate_refuses_a_bad_fault_spec(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(_args("--fault", "http_status,status")) == 2
+    assert cli.run(simulate_args("--fault", "http_status,status")) == 2
     assert "--fault" in capsys.readouterr().err
 
 

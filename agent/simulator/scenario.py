@@ -128,6 +128,18 @@ class Incident:
     def level(self) -> float:
         return float(self.magnitude or 0.0)
 
+    def at(self, origin: datetime) -> Incident:
+        """This incident with absolute times, offsets counted from ``origin``."""
+
+        def absolute(moment: Moment) -> datetime:
+            return origin + moment if isinstance(moment, timedelta) else moment
+
+        placed = replace(self, start=absolute(self.start), end=absolute(self.end))
+        begin, end = placed.window()
+        if end <= begin:
+            raise ValueError(f"incident {self.kind}: end must be after start")
+        return placed
+
     def window(self) -> tuple[datetime, datetime]:
         """Absolute (start, end); only valid on a resolved scenario."""
         if not (isinstance(self.start, datetime) and isinstance(self.end, datetime)):
@@ -293,18 +305,7 @@ class Scenario:
     def resolve(self, now: datetime) -> Scenario:
         """A copy whose start and incident times are absolute (start None becomes ``now``)."""
         start = self.start or now
-
-        def absolute(moment: Moment) -> datetime:
-            return start + moment if isinstance(moment, timedelta) else moment
-
-        incidents = [
-            replace(i, start=absolute(i.start), end=absolute(i.end)) for i in self.incidents
-        ]
-        for incident in incidents:
-            begin, end = incident.window()
-            if end <= begin:
-                raise ValueError(f"incident {incident.kind}: end must be after start")
-        return replace(self, start=start, incidents=incidents)
+        return replace(self, start=start, incidents=[i.at(start) for i in self.incidents])
 
 
 # --------------------------------------------------------------------------- TOML loading

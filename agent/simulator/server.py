@@ -244,15 +244,7 @@ class Simulator:
         Tests and rehearsals start trouble once the agent is ready instead of at a moment
         fixed before anything started. Returns the incident with absolute times.
         """
-        now = self.clock.now()
-
-        def absolute(moment: datetime | timedelta) -> datetime:
-            return now + moment if isinstance(moment, timedelta) else moment
-
-        started = replace(incident, start=absolute(incident.start), end=absolute(incident.end))
-        begin, end = started.window()
-        if end <= begin:
-            raise ValueError(f"incident {incident.kind}: end must be after start")
+        started = incident.at(self.clock.now())
         # The automations state reads the same incident list; the traffic model is built
         # from it, so it is rebuilt (its caches are only a speed-up).
         self.scenario.incidents.append(started)

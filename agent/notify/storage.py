@@ -19,6 +19,7 @@ from typing import Any
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
+from agent.store import lease
 
 Row = sqlite3.Row
 Conn = sqlite3.Connection
@@ -341,21 +342,10 @@ def claim(conn: Conn, worker: str, now: float, until: float, limit: int) -> list
     row another deliverer holds an unexpired lease on is never taken."""
     candidates = conn.execute(
         "SELECT id FROM notify_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-        "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+        f"AND {lease.UNCLAIMED} ORDER BY id LIMIT ?",
         (now, now, limit),
     ).fetchall()
-    claimed: list[Row] = []
-    for (row_id,) in candidates:
-        cursor = conn.execute(
-            "UPDATE notify_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? "
-            "AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-            (worker, until, row_id, now),
-        )
-        if cursor.rowcount == 1:
-            claimed.append(
-                conn.execute("SELECT * FROM notify_outbox WHERE id = ?", (row_id,)).fetchone()
-            )
-    return claimed
+    return lease.claim(conn, "notify_outbox", [c[0] for c in candidates], worker, now, until)
 
 
 def delivered_parts(conn: Conn, row_id: int, worker: str, parts: Iterable[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agent.evaluate.alerts import AlertState, Transition, fingerprint
+from agent.evaluate.alerts import Transition, fingerprint, meta_transition
 
 UNDELIVERABLE = "StackwatchNotificationsUndeliverable"
 
@@ -31,14 +31,4 @@ def transition(channel: str, firing: bool, now: datetime, since: datetime | None
         if firing
         else f"Channel '{channel}' delivers notifications again"
     )
-    return Transition(
-        rule=UNDELIVERABLE,
-        fingerprint=fingerprint_of(channel),
-        labels=labels(channel),
-        previous=AlertState.INACTIVE if firing else AlertState.FIRING,
-        state=AlertState.FIRING if firing else AlertState.RESOLVED,
-        at=now,
-        value=None,
-        annotations={"summary": summary},
-        firing_since=now if firing else since,
-    )
+    return meta_transition(UNDELIVERABLE, labels(channel), firing, now, summary, since=since)

@@ -12,8 +12,8 @@ from pathlib import Path
 import structlog
 
 from agent.clock import Clock
-from agent.evaluate.alerts import Transition
-from agent.notify import plugins, schema, storage
+from agent.evaluate.alerts import AlertState, Transition
+from agent.notify import plugins, schema, storage, undeliverable
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
@@ -134,8 +134,33 @@ class Notifier:
         return datetime.fromtimestamp(min(found), UTC) if found else None
 
     def deliver(self, max_items: int = 100) -> DeliveryReport:
-        """Claim due outbox rows and send them through Apprise."""
-        return self.outbox.deliver(max_items)
+        """Claim due outbox rows and send them through Apprise; a channel that lost a
+        row to the dead letters fires its meta-alert, one that delivers resolves it."""
+        report = self.outbox.deliver(max_items)
+        self._track_undeliverable(report)
+        return report
+
+    def _track_undeliverable(self, report: DeliveryReport) -> None:
+        conn = self.store.connection()
+        now = self.clock.now()
+        changes = []
+        for channel in sorted(report.dead_on | report.delivered_to):
+            known = storage.alert(conn, undeliverable.fingerprint_of(channel))
+            firing = known is not None and known.state == AlertState.FIRING.value
+            if channel in report.dead_on and not firing:
+                changes.append(undeliverable.transition(channel, True, now, None))
+            elif channel not in report.dead_on and known is not None and firing:
+                since = datetime.fromtimestamp(known.active_since or now.timestamp(), UTC)
+                changes.append(undeliverable.transition(channel, False, now, since))
+        if changes:
+            self.submit(changes)
+            for change in changes:
+                log.warning(
+                    "channel_undeliverable"
+                    if change.state == AlertState.FIRING
+                    else "channel_delivers_again",
+                    channel=change.labels["channel"],
+                )
 
     def run_once(self, max_items: int = 100) -> DeliveryReport:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""

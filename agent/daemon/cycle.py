@@ -20,6 +20,7 @@ import structlog
 
 from agent.daemon import persistence
 from agent.daemon.transitions import retirements
+from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import CycleReport, Instance
 from agent.evaluate.rules import Rule
 from agent.store import Store
@@ -39,8 +40,14 @@ def evaluate(
     counts = Counter(i.state.state.value for i in instances)
     if engine.watch_source:
         instances.append(engine.source_state)
+    changed = {transition.fingerprint for transition in report.transitions}
     with store.tx() as conn:
         pipeline.react(report.transitions)
+        pipeline.refresh(
+            (i.fingerprint, i.state.value, i.annotations)
+            for i in instances
+            if i.state.state is AlertState.FIRING and i.fingerprint not in changed
+        )
         persistence.save(conn, instances, pipeline.rule_hashes, now)
         persistence.record_samples(conn, instances)
     return report, counts

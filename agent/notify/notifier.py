@@ -19,7 +19,8 @@ from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
 from agent.notify.escalate import Escalations
 from agent.notify.inhibit import Inhibitor, InhibitRule
-from agent.notify.message import Message
+from agent.notify.links import Links
+from agent.notify.message import Message, Reading
 from agent.notify.mute import Muting
 from agent.notify.outbox import DeliveryReport, Outbox
 from agent.notify.route import RouteTree
@@ -55,8 +56,11 @@ class TestResult:
 
 
 class Notifier:
-    def __init__(self, config: NotifyConfig, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: NotifyConfig, store: Store, clock: Clock, links: Links | None = None
+    ) -> None:
         self.config = config
+        self.links = links or Links()
         self.store = store
         self.clock = clock
         store.migrate(schema.COMPONENT, schema.MIGRATIONS)
@@ -66,7 +70,7 @@ class Notifier:
         )
         self.channels = ChannelRegistry(config.channels, Path(apprise_dir))
         self.routes = RouteTree(config.route, config.templates)
-        self.renderer = Renderer(config.link)
+        self.renderer = Renderer(config.link, self.links, config.timezone)
         self.outbox = Outbox(
             store, clock, config.outbox, self.channels, self.renderer, self._templates_for
         )
@@ -103,6 +107,13 @@ class Notifier:
                 self.dispatcher.record(conn, transition)
             for fingerprint in self.dispatcher.escalations.advance(conn, self._now()):
                 self.dispatcher.wake(conn, fingerprint, self._now())
+
+    def refresh(self, readings: Iterable[Reading]) -> None:
+        """Record the current (fingerprint, value, annotations) of alerts that fire on
+        without a transition, so reminders and acks tell today's value. Call inside the
+        cycle's ``store.tx()``."""
+        with self.store.tx() as conn:
+            storage.refresh_readings(conn, readings)
 
     def tick(self) -> int:
         """Advance timers (group wait/interval, repeat, escalation, silence expiry) and

@@ -23,6 +23,7 @@ from agent.notify.links import Links
 from agent.notify.message import Message, Reading
 from agent.notify.mute import Muting
 from agent.notify.outbox import DeliveryReport, Outbox
+from agent.notify.repost import Reposter
 from agent.notify.route import RouteTree
 from agent.notify.silence import MaintenanceWindow, Silence, new_silence
 from agent.notify.template import Renderer
@@ -74,6 +75,7 @@ class Notifier:
         self.outbox = Outbox(
             store, clock, config.outbox, self.channels, self.renderer, self._templates_for
         )
+        self.reposter = Reposter(store, clock, self.channels, self.links)
         self.dispatcher = Dispatcher(
             self.routes,
             Escalations(config.escalations),
@@ -145,8 +147,11 @@ class Notifier:
         return datetime.fromtimestamp(min(found), UTC) if found else None
 
     def deliver(self, max_items: int = 100) -> DeliveryReport:
-        """Claim due outbox rows and send them through Apprise."""
-        return self.outbox.deliver(max_items)
+        """Claim due outbox rows and send them through Apprise; then post again to
+        Alertmanagers the alerts that still fire."""
+        report = self.outbox.deliver(max_items)
+        self.reposter.run()
+        return report
 
     def run_once(self, max_items: int = 100) -> DeliveryReport:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""

@@ -18,6 +18,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from agent.durations import format_duration
+from agent.notify import alertmanager
 from agent.notify.config import TemplateKind, TemplateOverrides
 from agent.notify.defaults import DEFAULTS
 from agent.notify.destination import Destination, Part
@@ -253,6 +254,9 @@ class Renderer:
         self, message: Message, destination: Destination, overrides: TemplateOverrides | None
     ) -> list[Part]:
         """The sends ``message`` needs on ``destination``."""
+        if destination.scheme in alertmanager.SCHEMES:
+            part = alertmanager.message_part(message, destination, self.links)
+            return [part] if part else []
         if destination.incident and message.kind in ("alert", "ack") and message.alerts:
             return [
                 part

@@ -158,6 +158,10 @@ class AgentSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: a link put in alerts, e.g. to a dashboard; rules may override it.
     link: str | None = None
+    #: where people reach this daemon's pages (behind a proxy: its public address), e.g.
+    #: ``https://stackwatch.example.com``; messages then link ``<external_url>/alerts/<fp>``.
+    #: Unset: no such link (the listen address is rarely reachable from a phone).
+    external_url: str | None = Field(default=None, pattern=r"^https?://")
     #: how long the daemon keeps alert instances that stopped being evaluated and its
     #: audit trail (notify's tables follow ``[notify] retention``).
     retention: timedelta = timedelta(days=30)

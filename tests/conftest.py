@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,6 +84,13 @@ class HttpReceiver:
 
 @pytest.fixture
 def http_receiver() -> Iterator[HttpReceiver]:
+    with serve_receiver() as receiver:
+        yield receiver
+
+
+@contextmanager
+def serve_receiver() -> Iterator[HttpReceiver]:
+    """An ``HttpReceiver`` listening on 127.0.0.1 (for fixtures of any scope)."""
     receiver = HttpReceiver()
     receiver.accept()
     yield receiver

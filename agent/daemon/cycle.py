@@ -46,8 +46,14 @@ def evaluate(
     counts = Counter(i.state.state.value for i in instances)
     if engine.watch_source:
         instances.append(engine.source_state)
+    changed = {transition.fingerprint for transition in report.transitions}
     with store.tx() as conn:
         pipeline.react(report.transitions)
+        pipeline.refresh(
+            (i.fingerprint, i.state.value, i.annotations)
+            for i in instances
+            if i.state.state is AlertState.FIRING and i.fingerprint not in changed
+        )
         persistence.save(conn, instances, pipeline.rule_hashes, now)
         persistence.record_samples(conn, instances)
     return report, counts

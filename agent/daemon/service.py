@@ -18,6 +18,7 @@ import structlog
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import Settings, load_settings
 from agent.daemon import cycle, persistence, security, systemd
+from agent.daemon.exporter import ContentstackCollector
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
 from agent.daemon.locks import SharedExclusiveLock
@@ -60,6 +61,10 @@ class Daemon:
         self.store = Store(agent.state_path)
         persistence.migrate(self.store)
         self.pipeline = self._build_pipeline(settings)
+        # Contentstack's numbers, read at scrape time from whatever engine is current
+        self.metrics.registry.register(
+            ContentstackCollector(lambda: self.pipeline.engine, self.clock)
+        )
         self.guard = SharedExclusiveLock()
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None

@@ -19,9 +19,11 @@ from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
 from agent.notify.escalate import Escalations
 from agent.notify.inhibit import Inhibitor, InhibitRule
-from agent.notify.message import Message
+from agent.notify.links import Links
+from agent.notify.message import Message, Reading
 from agent.notify.mute import Muting
 from agent.notify.outbox import DeliveryReport, Outbox
+from agent.notify.repost import Reposter
 from agent.notify.route import RouteTree
 from agent.notify.silence import MaintenanceWindow, Silence, new_silence
 from agent.notify.template import Renderer
@@ -55,8 +57,11 @@ class TestResult:
 
 
 class Notifier:
-    def __init__(self, config: NotifyConfig, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: NotifyConfig, store: Store, clock: Clock, links: Links | None = None
+    ) -> None:
         self.config = config
+        self.links = links or Links()
         self.store = store
         self.clock = clock
         store.migrate(schema.COMPONENT, schema.MIGRATIONS)
@@ -66,10 +71,11 @@ class Notifier:
         )
         self.channels = ChannelRegistry(config.channels, Path(apprise_dir))
         self.routes = RouteTree(config.route, config.templates)
-        self.renderer = Renderer(config.link)
+        self.renderer = Renderer(config.link, self.links, config.timezone)
         self.outbox = Outbox(
             store, clock, config.outbox, self.channels, self.renderer, self._templates_for
         )
+        self.reposter = Reposter(store, clock, self.channels, self.links)
         self.dispatcher = Dispatcher(
             self.routes,
             Escalations(config.escalations),
@@ -104,6 +110,13 @@ class Notifier:
             for fingerprint in self.dispatcher.escalations.advance(conn, self._now()):
                 self.dispatcher.wake(conn, fingerprint, self._now())
 
+    def refresh(self, readings: Iterable[Reading]) -> None:
+        """Record the current (fingerprint, value, annotations) of alerts that fire on
+        without a transition, so reminders and acks tell today's value. Call inside the
+        cycle's ``store.tx()``."""
+        with self.store.tx() as conn:
+            storage.refresh_readings(conn, readings)
+
     def tick(self) -> int:
         """Advance timers (group wait/interval, repeat, escalation, silence expiry) and
         queue the messages that fell due. Returns the number queued. No network."""
@@ -134,10 +147,12 @@ class Notifier:
         return datetime.fromtimestamp(min(found), UTC) if found else None
 
     def deliver(self, max_items: int = 100) -> DeliveryReport:
-        """Claim due outbox rows and send them through Apprise; a channel that lost a
-        row to the dead letters fires its meta-alert, one that delivers resolves it."""
+        """Claim due outbox rows and send them through Apprise (a channel that lost a
+        row to the dead letters fires its meta-alert, one that delivers resolves it);
+        then post again to Alertmanagers the alerts that still fire."""
         report = self.outbox.deliver(max_items)
         self._track_undeliverable(report)
+        self.reposter.run()
         return report
 
     def _track_undeliverable(self, report: DeliveryReport) -> None:

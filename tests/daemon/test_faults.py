@@ -53,13 +53,28 @@ def _most_in_one_second(times: list[float]) -> int:
     return max((bisect.bisect_left(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
 
 
+def _pages(hook: WebhookReceiver, status: str) -> int:
+    return len(hook.matching("ContentstackSourceDown", status))
+
+
+def _wait_pages(
+    hook: WebhookReceiver, daemon: DaemonProcess, status: str, count: int, what: str
+) -> None:
+    try:
+        wait_until(lambda: _pages(hook, status) >= count, 60, what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_story(daemon)}") from None
+
+
 def _story(daemon: DaemonProcess) -> str:
     """What the daemon said about the source and its deliveries (for a failure message)."""
-    lines = []
-    for entry in daemon.events("alert_transition") + daemon.events("notification_delivered"):
-        if entry.get("rule", "ContentstackSourceDown") == "ContentstackSourceDown":
-            lines.append(json.dumps(entry, sort_keys=True))
-    return "\n".join(sorted(lines, key=lambda line: json.loads(line)["timestamp"])[-20:])
+    entries = [
+        entry
+        for entry in daemon.events("alert_transition") + daemon.events("notification_delivered")
+        if entry.get("rule", "ContentstackSourceDown") == "ContentstackSourceDown"
+    ]
+    entries.sort(key=lambda entry: str(entry["timestamp"]))
+    return "\n".join(json.dumps(entry, sort_keys=True) for entry in entries[-20:])
 
 
 def test_every_api_fault_pages_once_as_source_down_and_recovers(
@@ -88,18 +103,10 @@ def test_every_api_fault_pages_once_as_source_down_and_recovers(
             for episode, (what, fault, reason) in enumerate(FAULTS, start=1):
                 began, first_request = time.monotonic(), len(sim.requests)
                 sim.add_fault(fault)
-                wait_until(
-                    lambda n=episode: len(hook.matching("ContentstackSourceDown", "FIRING")) >= n,
-                    60,
-                    f"source-down page for {what}\n{_story(daemon)}",
-                )
+                _wait_pages(hook, daemon, "FIRING", episode, f"source-down page for {what}")
                 paged = time.monotonic()
                 sim.clear_faults()
-                wait_until(
-                    lambda n=episode: len(hook.matching("ContentstackSourceDown", "RESOLVED")) >= n,
-                    60,
-                    f"source back after {what}\n{_story(daemon)}",
-                )
+                _wait_pages(hook, daemon, "RESOLVED", episode, f"source back after {what}")
                 daemon.check_alive()
                 page = hook.matching("ContentstackSourceDown", "FIRING")[-1]
                 assert reason in page, (what, page)
@@ -112,8 +119,7 @@ def test_every_api_fault_pages_once_as_source_down_and_recovers(
             print("\n".join(figures))
             texts = hook.texts()
             # one page and one resolve per episode: no flapping, no repeat
-            assert len(hook.matching("ContentstackSourceDown", "FIRING")) == len(FAULTS)
-            assert len(hook.matching("ContentstackSourceDown", "RESOLVED")) == len(FAULTS)
+            assert _pages(hook, "FIRING") == _pages(hook, "RESOLVED") == len(FAULTS)
             # the rules waited in error, silently
             assert not [t for t in texts if "web-5xx" in t or "mobile-5xx" in t]
             errors = [e for e in daemon.events("alert_transition") if e["state"] == "error"]

@@ -21,11 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from agent.simulator.scenario import hex_id
+
 AUTHTOKEN = "daemon-test-authtoken-5c1e"
 ORG = "org-daemon-test"
 WEBSITE = "blt0000000000000website"
 MOBILE = "blt00000000000000mobile"
 ROOT = Path(__file__).resolve().parents[2]
+#: the scenario's Operations project and its "Purge CDN cache" automation (HTTP trigger)
+PROJECT = hex_id("project", "Operations")
+PURGE = hex_id(PROJECT, "purge")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -267,4 +272,24 @@ value = {above}
 [rule.clear]
 op = "<"
 value = {clear_below}
+"""
+
+
+def purge_remediation(key: str, *more: str) -> str:
+    """``[remediate]`` with one action, ``purge``, that calls the Purge CDN cache trigger;
+    ``key`` is its key line (``http_key = …`` or ``http_key_file = …``), ``more`` further
+    lines of the action."""
+    lines = "\n".join((key, *more))
+    return f"""
+[remediate]
+enabled = true
+allowlist = ["Purge CDN cache"]
+
+[[remediate.actions]]
+name = "purge"
+kind = "trigger"
+trigger = "purge-cache"
+project = "{PROJECT}"
+automation = "{PURGE}"
+{lines}
 """

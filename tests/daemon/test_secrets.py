@@ -20,7 +20,6 @@ import pytest
 
 from agent.clock import shared_clock
 from agent.simulator import Fault, Incident, Scenario, Simulator, Stack
-from agent.simulator.scenario import hex_id
 
 from .support import (
     AUTHTOKEN,
@@ -29,6 +28,7 @@ from .support import (
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    purge_remediation,
     ratio_rule,
     wait_until,
     write_config,
@@ -37,8 +37,6 @@ from .support import (
 pytestmark = pytest.mark.timeout(180)
 
 SPEED = 60.0
-PROJECT = hex_id("project", "Operations")
-PURGE = hex_id(PROJECT, "purge")
 OAUTH_ID = "stackwatch-client"
 OAUTH_SECRET = "oauth-client-secret-7d2f9a"
 TRIGGER_KEY = "trigger-key-e41b07c3"
@@ -98,18 +96,8 @@ urls = [
     "mmost://127.0.0.1:{port}/{CHAT_TOKEN}",
 ]
 
-[remediate]
-enabled = true
-allowlist = ["Purge CDN cache"]
-
-[[remediate.actions]]
-name = "purge"
-kind = "trigger"
-trigger = "purge-cache"
-http_key = "{TRIGGER_KEY}"
-project = "{PROJECT}"
-automation = "{PURGE}"
 """
+        + purge_remediation(f'http_key = "{TRIGGER_KEY}"')
     )
     return config
 

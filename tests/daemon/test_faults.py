@@ -29,8 +29,8 @@ FAULTS = [
     ("429 storm", Fault("http_status", path_prefix="/analytics", status=429, retry_after=1), "429"),
     ("5xx burst", Fault("http_status", path_prefix="/analytics", status=503), "503"),
     ("500 on Retrieve Data", Fault("http_status", path_prefix="/analytics/v2/job/"), "500"),
-    # the simulator holds the request past the client's 1 s timeout
-    ("timeout", Fault("timeout", path_prefix="/analytics", delay=1.5), "timed out"),
+    # the simulator holds the request well past the client's 1 s timeout, then drops it
+    ("timeout", Fault("timeout", path_prefix="/analytics", delay=3), "timed out"),
     ("connection reset", Fault("reset", path_prefix="/analytics"), "ReadError"),
     ("connection closed", Fault("disconnect", path_prefix="/analytics"), "RemoteProtocolError"),
     ("truncated body", Fault("truncated", path_prefix="/analytics"), "RemoteProtocolError"),

@@ -237,7 +237,7 @@ def _clients(target: tuple[str, str], fuzzed: list[httpx.Response]) -> Clients:
 
 
 @pytest.mark.parametrize(("call", "target", "run"), CALLS, ids=[c[0] for c in CALLS])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_junk_answers_give_typed_errors_only(
     call: str, target: tuple[str, str], run: Callable[[Clients], Any], data: st.DataObject

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.durations import strict_duration
 
-Method = Literal["auto", "mad", "ewma", "seasonal", "cusum", "evt"]
+Method = Literal["auto", "mad", "ewma", "seasonal", "cusum", "evt", "extremes"]
 Direction = Literal["above", "below", "both"]
 
 

@@ -65,13 +65,18 @@ class RunBand:
             middle = ordered[n // 2]
             k = min(TOLERATED, n // 10)
             high, low = ordered[n - 1 - k], ordered[k]
-            upper = high + max(floor, self.margin * (high - middle))
-            lower = low - max(floor, self.margin * (middle - low))
+            # (Conditional expressions: builtin max/min cost more on this hot path.)
+            reach = self.margin * (high - middle)
+            upper = high + (reach if reach > floor else floor)
+            reach = self.margin * (middle - low)
+            lower = low - (reach if reach > floor else floor)
             side = 1 if x > upper else -1 if x < lower else 0
             if side == 0 or side not in self.sides:
                 # Not a run: the point band, beyond everything the window holds.
-                upper = max(upper, ordered[-1] + floor)
-                lower = min(lower, ordered[0] - floor)
+                edge = ordered[-1] + floor
+                upper = edge if edge > upper else upper
+                edge = ordered[0] - floor
+                lower = edge if edge < lower else lower
             self.sides.append(side)
             band = (middle, lower, upper)
         self.window.add(x)

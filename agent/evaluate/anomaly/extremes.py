@@ -13,8 +13,10 @@ explains, the deviation from the same time in recent days. Each statistic has tw
 
 Noise that wanders near its extremes now and then stays quiet (one point past the run band
 is not a run), while a sustained change needs only beat all but a few of the values seen.
-Values join the windows as they came (what recurs stops being news). There is one knob:
-``sensitivity`` divides the margin and the noise floor.
+Statistics join their windows as they came (what recurs stops being news), but the recent
+median and mean that the jump and the level are taken from hold each value clipped to the
+band that spoke for it, so a spike is reported once, not again while it is in them. There is
+one knob: ``sensitivity`` divides the margin and the noise floor.
 """
 
 from __future__ import annotations
@@ -127,36 +129,32 @@ class ExtremesDetector(Detector):
         floor = self.noise / self.sensitivity
         best: Estimate | None = None
         strongest = -1.0
-        # (offset of the band in series units, statistic, its band)
-        judged: list[tuple[float, float, tuple[float, float, float] | None]] = []
         local = self.local
         if local:
             ordered = sorted(local)
             n = len(ordered)
             base = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
-            judged.append((base, value - base, self.jump.observe(value - base, floor)))
-        local.append(value)
-        judged.append((0.0, value, self.value.observe(value, floor)))
-        recent = self.recent
-        recent.append(value)
-        if len(recent) == LEVEL_POINTS:
-            # The mean of n points is √n times less noisy than one point.
-            level = sum(recent) / LEVEL_POINTS
-            judged.append((0.0, level, self.level.observe(level, floor / LEVEL_POINTS**0.5)))
+            best, strongest = _stronger(
+                best, strongest, base, value - base, self.jump.observe(value - base, floor)
+            )
+        best, strongest = _stronger(best, strongest, 0.0, value, self.value.observe(value, floor))
         index, seasonal = self.profile.expected(at)
         if seasonal is not None:
             band = self.residual.observe(value - seasonal, floor)
             if self.seasonal:
-                judged.append((seasonal, value - seasonal, band))
+                best, strongest = _stronger(best, strongest, seasonal, value - seasonal, band)
         self.profile.absorb(index, value)
-        for offset, x, band in judged:
-            if band is None:
-                continue
-            middle, lower, upper = band
-            score = band_score(x, middle, lower, upper)
-            if abs(score) > strongest:
-                strongest = abs(score)
-                best = Estimate(offset + middle, offset + lower, offset + upper, score)
+        # The recent median and mean take the value clipped to the band that spoke for it:
+        # an outlier counts once, not again for each of the next few points.
+        clipped = value if best is None else min(max(value, best.lower), best.upper)
+        local.append(clipped)
+        recent = self.recent
+        recent.append(clipped)
+        if len(recent) == LEVEL_POINTS:
+            # The mean of n points is √n times less noisy than one point.
+            level = sum(recent) / LEVEL_POINTS
+            band = self.level.observe(level, floor / LEVEL_POINTS**0.5)
+            best, strongest = _stronger(best, strongest, 0.0, level, band)
         return best
 
     def _bands(self) -> tuple[tuple[str, RunBand], ...]:
@@ -187,3 +185,20 @@ class ExtremesDetector(Detector):
         self.steps = int(state["steps"])
         self.noise = float(state["noise"])
         self.seasonal = bool(state["seasonal"])
+
+
+def _stronger(
+    best: Estimate | None,
+    strongest: float,
+    offset: float,
+    x: float,
+    band: tuple[float, float, float] | None,
+) -> tuple[Estimate | None, float]:
+    """The band furthest exceeded so far: ``best``, or ``x``'s band if it is exceeded more."""
+    if band is None:
+        return best, strongest
+    middle, lower, upper = band
+    score = band_score(x, middle, lower, upper)
+    if abs(score) > strongest:
+        return Estimate(offset + middle, offset + lower, offset + upper, score), abs(score)
+    return best, strongest

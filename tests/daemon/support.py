@@ -290,26 +290,12 @@ def daemon_on_simulator(folder: Path, rules: str, now: datetime) -> Iterator[Any
         job_duration=0.0,
         rate_limit=10_000,
     )
-    (folder / "rules").mkdir()
-    (folder / "rules" / "r.toml").write_text(rules)
     with simulator:
-        config = folder / "config.toml"
-        config.write_text(
-            f"""
-[contentstack]
-organization_uid = "{ORG}"
-authtoken = "{AUTHTOKEN}"
-analytics_base_url = "{simulator.url}"
-automations_base_url = "{simulator.url}"
-[contentstack.stacks]
-Website = "{WEBSITE}"
-Mobile = "{MOBILE}"
-[agent]
-rule_paths = ["{folder / "rules"}"]
-state_path = "{folder / "state.db"}"
-http_port = 0
-"""
+        # no webhook listens there: notifications stay queued, which these tests ignore
+        config = write_config(
+            folder, simulator_url=simulator.url, hook_port=9, origin=now, speed=1.0
         )
+        (folder / "rules" / "r.toml").write_text(rules)
         daemon = Daemon(load_settings(config), config, clock=clock)
         try:
             yield daemon

@@ -34,7 +34,7 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
     result = []
     for row in instances:
         annotations = json.loads(row["annotations"])
-        suppressed, acked_by = muted.get(row["fingerprint"], (None, None))
+        suppressed, acked_by, threshold = muted.get(row["fingerprint"], (None, None, None))
         result.append(
             {
                 "rule": row["rule"],
@@ -42,6 +42,7 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
                 "state": row["state"],
                 "labels": json.loads(row["labels"]),
                 "value": row["value"],
+                "threshold": threshold,
                 "since": _iso(row["since"]),
                 "pending_since": _iso(row["pending_since"]),
                 "firing_since": _iso(row["firing_since"]),

@@ -22,7 +22,7 @@ from agent.evaluate.engine import Instance
 from agent.evaluate.state import InstanceState
 from agent.web import Request, Response, WebUI
 
-from ..daemon.support import WEBSITE, ratio_rule
+from ..daemon.support import WEBSITE, ratio_rule, write_config
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TOKEN = "web-test-api-token-7f3a"
@@ -37,24 +37,7 @@ LABELS = {
 FP = fingerprint("cdn-5xx", LABELS)
 #: one evaluation a minute; None: no data that minute
 VALUES = [0.01, 0.02, None, 0.2, 0.3]
-CONFIG = f"""
-[contentstack]
-organization_uid = "org"
-authtoken = "unit-test-token-1234"
-analytics_base_url = "http://127.0.0.1:9"
-automations_base_url = "http://127.0.0.1:9"
-[contentstack.stacks]
-Website = "{WEBSITE}"
-Mobile = "blt00000000000000mobile"
-[agent]
-rule_paths = ["rules"]
-state_path = "state.db"
-[[notify.channels]]
-name = "hook"
-urls = ["json://127.0.0.1:9/"]
-[notify.route]
-channels = ["hook"]
-group_wait = "0s"
+MAINTENANCE = """
 [[notify.maintenance]]
 name = "nightly-deploy"
 start = "02:00"
@@ -124,12 +107,14 @@ def _fire(daemon: Daemon) -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    (tmp_path / "rules").mkdir()
+    # nothing listens on port 9: no request is answered, no notification delivered
+    config = write_config(
+        tmp_path, simulator_url="http://127.0.0.1:9", hook_port=9, origin=NOW, speed=1.0
+    )
+    config.write_text(config.read_text() + MAINTENANCE)
     (tmp_path / "rules" / "a.toml").write_text(
         ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
     )
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG)
     clock = ManualClock(NOW)
     daemon = Daemon(load_settings(config), config, clock=clock)
     _fire(daemon)

@@ -24,6 +24,8 @@ Query = Mapping[str, list[str]]
 #: the states an operator looks at first come first.
 STATES = ("firing", "error", "nodata", "pending", "resolved", "inactive")
 GROUPINGS = {"state": "state", "stack": "stack", "alertname": "alert", "severity": "severity"}
+#: the source-down meta-alert's state, in the words of the health page.
+SOURCE_STATUS = {"inactive": "up", "resolved": "up", "pending": "failing", "firing": "down"}
 #: labels shown in their own columns, or carrying the API key the stack name stands for.
 _SHOWN_APART = {"alertname", "severity", "stack", "stack_name"}
 
@@ -111,10 +113,12 @@ def transitions(samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def silence_matchers(alert: Mapping[str, Any]) -> str:
-    """What a silence of just this alert would match: its name and its dimensions."""
+    """What a silence of just this alert would match: its name and its dimensions, the
+    stack by its name where it has one."""
     labels = alert["labels"]
-    keys = ["alertname", *sorted(k for k in labels if k not in ("alertname", "severity"))]
-    return "\n".join(f"{k}={labels[k]}" for k in keys if k in labels and k != "stack_name")
+    skip = {"alertname", "severity", "stack" if "stack_name" in labels else "stack_name"}
+    keys = ["alertname", *sorted(k for k in labels if k not in skip)]
+    return "\n".join(f"{k}={labels[k]}" for k in keys if k in labels)
 
 
 def alert_view(ops: Operations, settings: Settings, fingerprint: str) -> dict[str, Any] | None:
@@ -189,4 +193,5 @@ def health_view(pipeline: Pipeline, healthy: bool, ready: bool) -> dict[str, Any
         "endpoints": http.health.endpoints(),
         "headroom": http.limiter.headroom(),
         "source": source.state,
+        "source_status": SOURCE_STATUS.get(source.state.state.value, source.state.state.value),
     }

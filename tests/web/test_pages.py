@@ -21,6 +21,7 @@ from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.engine import Instance
 from agent.evaluate.state import InstanceState
 from agent.web import Request, Response, WebUI
+from agent.web.chart import build_chart
 
 from ..daemon.support import WEBSITE, ratio_rule, write_config
 
@@ -170,7 +171,7 @@ def test_alert_page_charts_values_against_the_threshold(site: Site) -> None:
     assert 'id="ack-form"' in text and 'id="silence-form"' in text
     sent = re.search(r'<table id="notifications">.*?</table>', text, re.S)
     assert sent and re.search(r"<td>hook</td><td>alert</td>\s*<td>pending</td>", sent.group(0))
-    assert "alertname=cdn-5xx\nservice=cdn\nstack=" + WEBSITE in text
+    assert "alertname=cdn-5xx\nservice=cdn\nstack_name=Website</textarea>" in text
 
 
 def test_unknown_pages_and_alerts_answer_404(site: Site) -> None:
@@ -184,6 +185,7 @@ def test_the_other_pages_read_without_a_login(site: Site) -> None:
     assert "nightly-deploy" in maintenance and "stack_name=Mobile" in maintenance
     health = site.get("/health").body.decode()
     assert "10 requests per second" in health and "No request made yet." in health
+    assert '<span class="badge inactive" id="source">up</span>' in health
     assert site.get("/silences").status == 200
     assert "started" not in site.get("/audit").body.decode()  # the daemon never started
 
@@ -247,3 +249,31 @@ def test_a_redirect_never_leaves_the_site(site: Site) -> None:
     form = {"csrf": site.csrf(), "next": "//evil.example/x"}
     answer = site.post(f"/alerts/{FP}/ack", form, cookie=cookie)
     assert answer.headers["Location"] == "/?note=acked"
+
+
+# -- the chart --------------------------------------------------------------------------
+
+
+def test_chart_draws_the_anomaly_band_and_nothing_without_values() -> None:
+    start = NOW
+    samples = [
+        {
+            "at": (start + timedelta(minutes=i)).isoformat(),
+            "value": value,
+            "state": "firing" if value > 20 else "inactive",
+            "lower": 8.0,
+            "upper": 12.0,
+        }
+        for i, value in enumerate([10.0, 11.0, 9.0, 30.0])
+    ]
+    chart = build_chart(samples, None)
+    assert chart is not None and chart.threshold_y is None and chart.band is not None
+    corners = [tuple(map(float, pair.split(","))) for pair in chart.band.split()]
+    assert len(corners) == 2 * len(samples)  # the upper edge there, the lower edge back
+    upper_y, lower_y = corners[0][1], corners[-1][1]
+    inside = [p.y for p in chart.points[:3]]
+    assert all(upper_y < y < lower_y for y in inside)  # SVG y grows downwards
+    assert chart.points[3].y < upper_y and chart.points[3].state == "firing"
+    assert build_chart([{**samples[0], "value": None}], 1.0) is None
+    flat = build_chart([{**s, "value": 5.0, "lower": None} for s in samples], 5.0)
+    assert flat is not None and {p.y for p in flat.points} == {flat.threshold_y}

@@ -157,8 +157,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             fp = firing[0]["fingerprint"]
             # a few evaluations while it fires, so the chart has a line
             wait_until(
-                lambda: len(json.loads(daemon.get(f"/api/v1/alerts/{fp}/samples")[1])["samples"])
-                >= 4,
+                lambda: (
+                    len(json.loads(daemon.get(f"/api/v1/alerts/{fp}/samples")[1])["samples"]) >= 4
+                ),
                 60,
                 "four stored evaluations",
             )

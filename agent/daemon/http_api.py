@@ -36,7 +36,7 @@ MAX_BODY = 64 * 1024
 _SILENCE = re.compile(r"^/api/v1/silences/([A-Za-z0-9_-]{1,64})$")
 _ACK = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/ack$")
 _SAMPLES = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/samples$")
-_STATUS: dict[type[OperationError], int] = {Invalid: 400, NotFound: 404, Conflict: 409}
+_STATUS: dict[type[Exception], int] = {Invalid: 400, NotFound: 404, Conflict: 409}
 
 
 class ApiError(Exception):
@@ -56,7 +56,7 @@ class ApiServer:
     def __init__(self, backend: Backend, host: str, port: int, token: str | None) -> None:
         self.backend = backend
         self.token = token
-        self.web = WebUI(backend, token, refused=OperationError)
+        self.web = WebUI(backend, token, refused=_STATUS)
         self._server = _Server((host, port), _Handler)
         self._server.api = self
         self._thread: threading.Thread | None = None

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, quote
@@ -79,7 +79,7 @@ class Request:
         jar: SimpleCookie = SimpleCookie()
         try:
             jar.load(self.headers.get("Cookie") or "")
-        except Exception:  # a malformed Cookie header is no session
+        except CookieError:  # a malformed Cookie header is no session
             return None
         morsel = jar.get(name)
         return morsel.value if morsel else None
@@ -105,15 +105,16 @@ class WebUI:
         self,
         backend: Backend,
         token: str | None,
-        refused: type[Exception],
+        refused: Mapping[type[Exception], int],
         clock: Clock | None = None,
     ) -> None:
-        """``refused``: the error type ``Operations`` raises for a request it turns down
-        (its message is safe to show). ``clock`` times sessions and forms (real time by
-        default: a demo's fast clock must not end a session in minutes)."""
+        """``refused``: the errors ``Operations`` raises for requests it turns down (their
+        message is safe to show), with the HTTP status of each. ``clock`` times sessions
+        and forms (real time by default: a demo's fast clock must not end a session in
+        minutes)."""
         self.backend = backend
         self.guard = Guard(token, clock or SystemClock())
-        self._refused = refused
+        self._refused = dict(refused)
         self._env: Environment | None = None
 
     @staticmethod
@@ -133,8 +134,9 @@ class WebUI:
             raise Refused(405, "method not allowed")
         except Refused as error:
             return self._page("error.html", request, error.status, message=error.message)
-        except self._refused as error:
-            return self._page("error.html", request, 400, message=redact(str(error)))
+        except tuple(self._refused) as error:
+            status = self._refused[type(error)]
+            return self._page("error.html", request, status, message=redact(str(error)))
 
     def _read(self, request: Request) -> Response:
         path, query = request.path, request.query

@@ -150,7 +150,6 @@ def silences_view(ops: Operations, query: Query) -> dict[str, Any]:
     return {
         "silences": [{"silence": s, "status": s.status(now)} for s in silences],
         "all": show_all,
-        "matchers": "\n".join(query.get("matcher", [])),
     }
 
 

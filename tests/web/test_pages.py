@@ -15,7 +15,7 @@ import pytest
 from agent.clock import ManualClock
 from agent.config import load_settings
 from agent.daemon import persistence
-from agent.daemon.operations import OperationError
+from agent.daemon.operations import Conflict, Invalid, NotFound
 from agent.daemon.service import Daemon
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.engine import Instance
@@ -120,7 +120,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
     daemon = Daemon(load_settings(config), config, clock=clock)
     _fire(daemon)
     try:
-        yield Site(daemon, WebUI(daemon, TOKEN, refused=OperationError, clock=clock))
+        refused = {Invalid: 400, NotFound: 404, Conflict: 409}
+        yield Site(daemon, WebUI(daemon, TOKEN, refused=refused, clock=clock))
     finally:
         daemon.pipeline.close()
         daemon.store.close()
@@ -241,7 +242,7 @@ def test_silence_and_expire_through_the_forms(site: Site) -> None:
     actions = [row["action"] for row in site.daemon.operations().audit_trail(10)]
     assert actions == ["silence_expire", "silence_add"]
     again = site.post(f"/silences/{silence.id}/expire", {"csrf": site.csrf()}, cookie=cookie)
-    assert again.status == 400 and "no active silence" in again.body.decode()
+    assert again.status == 404 and "no active silence" in again.body.decode()
 
 
 def test_a_redirect_never_leaves_the_site(site: Site) -> None:

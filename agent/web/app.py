@@ -45,6 +45,15 @@ NOTES = {
 }
 #: auto-refresh of the alerts and health pages (seconds).
 REFRESH = 15
+#: every page: nothing but our own stylesheet, no scripts, never framed (the ack button
+#: must not be clicked through another site's page), forms post only here.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 class Backend(Protocol):
@@ -133,10 +142,9 @@ class WebUI:
                 return self._change(request)
             raise Refused(405, "method not allowed")
         except Refused as error:
-            return self._page("error.html", request, error.status, message=error.message)
+            return self._error(request, error.status, error.message)
         except tuple(self._refused) as error:
-            status = self._refused[type(error)]
-            return self._page("error.html", request, status, message=redact(str(error)))
+            return self._error(request, self._refused[type(error)], redact(str(error)))
 
     def _read(self, request: Request) -> Response:
         path, query = request.path, request.query
@@ -217,6 +225,9 @@ class WebUI:
 
     # -- rendering --------------------------------------------------------------------
 
+    def _error(self, request: Request, status: int, message: str) -> Response:
+        return self._page("error.html", request, status, message=message, code=status)
+
     def _environment(self) -> Environment:
         if self._env is None:
             from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -246,7 +257,7 @@ class WebUI:
                 **values,
             )
         )
-        return Response(status, page.encode())
+        return Response(status, page.encode(), headers=dict(PAGE_HEADERS))
 
 
 def _parse(value: Any) -> datetime | None:

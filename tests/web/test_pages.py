@@ -143,6 +143,8 @@ def test_alerts_page_shows_the_stack_name_and_filters(site: Site) -> None:
     assert "0.3" in text and "0.05" in text  # value against its threshold
     assert "&lt;b&gt;30%&lt;/b&gt;" in text  # annotations are escaped
     assert 'http-equiv="refresh"' in text
+    assert page.headers["X-Frame-Options"] == "DENY"  # no clicking "ack" through a frame
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # no script at all
     assert _rows(site.get("/?stack=Website&state=firing")) == [FP]
     assert _rows(site.get("/?stack=Mobile")) == []
     assert _rows(site.get("/?state=pending")) == []

@@ -25,23 +25,13 @@ import pytest
 from agent.clock import shared_clock
 from agent.simulator import Incident, Scenario, Simulator, Stack
 
-from ..daemon.support import (
-    AUTHTOKEN,
-    MOBILE,
-    ORG,
-    ROOT,
-    WEBSITE,
-    DaemonProcess,
-    WebhookReceiver,
-    ratio_rule,
-    wait_until,
-    write_config,
-)
+from ..daemon import support
+from ..daemon.support import WEBSITE, DaemonProcess, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 SPEED = 60.0
-SHOTS = Path(os.environ.get("STACKWATCH_SCREENSHOTS") or ROOT / "tests" / "screenshots")
+SHOTS = Path(os.environ.get("STACKWATCH_SCREENSHOTS") or support.ROOT / "tests" / "screenshots")
 MAINTENANCE = """
 [[notify.maintenance]]
 name = "mobile-release"
@@ -116,13 +106,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("web")
     origin = datetime.now(UTC)
     scenario = Scenario(
-        name="web-ui", seed=11, stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile")]
+        name="web-ui",
+        seed=11,
+        stacks=[Stack(WEBSITE, "Website", 1.0), Stack(support.MOBILE, "Mobile")],
     )
     simulator = Simulator(
         scenario,
         clock=shared_clock(SPEED, origin),
-        authtoken=AUTHTOKEN,
-        organization_uid=ORG,
+        authtoken=support.AUTHTOKEN,
+        organization_uid=support.ORG,
         job_duration=0.0,
     )
     options = webdriver.ChromeOptions()
@@ -130,13 +122,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1000")
-    with simulator as sim, WebhookReceiver() as hook:
-        config = write_config(
+    with simulator as sim, support.WebhookReceiver() as hook:
+        config = support.write_config(
             folder, simulator_url=sim.url, hook_port=hook.port, origin=origin, speed=SPEED
         )
         config.write_text(config.read_text() + MAINTENANCE)
         (folder / "rules" / "errors.toml").write_text(
-            ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
+            support.ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
         )
         daemon = DaemonProcess(config)
         driver = webdriver.Chrome(

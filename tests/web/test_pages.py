@@ -18,12 +18,14 @@ from agent.daemon import persistence
 from agent.daemon.operations import Conflict, Invalid, NotFound
 from agent.daemon.service import Daemon
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
+from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.engine import Instance
+from agent.evaluate.loader import load_rules
 from agent.evaluate.state import InstanceState
 from agent.web import Request, Response, WebUI
 from agent.web.chart import build_chart
 
-from ..daemon.support import WEBSITE, ratio_rule, write_config
+from ..daemon.support import ROOT, WEBSITE, ratio_rule, write_config
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 TOKEN = "web-test-api-token-7f3a"
@@ -280,3 +282,25 @@ def test_chart_draws_the_anomaly_band_and_nothing_without_values() -> None:
     assert build_chart([{**samples[0], "value": None}], 1.0) is None
     flat = build_chart([{**s, "value": 5.0, "lower": None} for s in samples], 5.0)
     assert flat is not None and {p.y for p in flat.points} == {flat.threshold_y}
+
+
+def test_an_anomaly_rules_band_is_stored_with_each_value(site: Site) -> None:
+    rules = {item.rule.name: item.rule for item in load_rules([ROOT / "rules"])}
+    condition = rules["cdn-traffic-anomaly"].condition
+    assert isinstance(condition, AnomalyCondition)
+    tracker = AnomalyTracker(condition)
+    instance = Instance("cdn-traffic-anomaly", (), {"alertname": "cdn-traffic-anomaly"}, "ab12")
+    instance.tracker = tracker
+    store = site.daemon.store
+    for minute in range(40):
+        at = NOW + timedelta(minutes=minute)
+        seen = tracker.observe(at, 100.0 + minute % 7)
+        instance.state = InstanceState(AlertState.INACTIVE, value=seen.value, evaluated_at=at)
+        with store.tx() as conn:
+            persistence.record_samples(conn, [instance])
+    samples = persistence.samples(store.connection(), "ab12")
+    last = tracker.last
+    assert last is not None and len(samples) == 40
+    assert (samples[-1]["lower"], samples[-1]["upper"]) == (last.lower, last.upper)
+    chart = build_chart(samples, None)
+    assert chart is not None and chart.band is not None and chart.threshold_y is None

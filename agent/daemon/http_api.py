@@ -105,6 +105,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    #: an idle kept-alive connection (a browser tab) is closed after this many seconds,
+    #: ending its thread and so its state-store connection
+    timeout = 60
 
     def log_message(self, format: str, *args: Any) -> None:  # access logs: debug only
         log.debug("http_request", line=redact(format % args))

@@ -24,6 +24,8 @@ Query = Mapping[str, list[str]]
 #: the states an operator looks at first come first.
 STATES = ("firing", "error", "nodata", "pending", "resolved", "inactive")
 GROUPINGS = {"state": "state", "stack": "stack", "alertname": "alert", "severity": "severity"}
+#: the newest evaluations an alert's chart draws (a day of them at one a minute is too many)
+CHART_POINTS = 360
 #: the source-down meta-alert's state, in the words of the health page.
 SOURCE_STATUS = {"inactive": "up", "resolved": "up", "pending": "failing", "firing": "down"}
 #: labels shown in their own columns, or carrying the API key the stack name stands for.
@@ -131,8 +133,9 @@ def alert_view(ops: Operations, settings: Settings, fingerprint: str) -> dict[st
     return {
         "alert": _row(alert, settings),
         "labels": sorted(alert["labels"].items()),
-        "chart": build_chart(samples, alert.get("threshold")),
+        "chart": build_chart(samples[-CHART_POINTS:], alert.get("threshold")),
         "samples": len(samples),
+        "drawn": min(len(samples), CHART_POINTS),
         "band": latest_band,
         "transitions": transitions(samples),
         "notifications": ops.notifications(fingerprint),

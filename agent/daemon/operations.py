@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock
 from agent.daemon import persistence
-from agent.daemon.status import alert_rows
+from agent.daemon.status import alert_rows, notified_alert_row
 from agent.notify import storage as notify_storage
 from agent.notify.silence import Silence
 from agent.redact import redact
@@ -61,8 +61,10 @@ class Operations:
         return alert_rows(self.store.connection(), include_inactive=include_inactive)
 
     def alert(self, fingerprint: str) -> dict[str, Any] | None:
+        """One alert as ``alerts`` lists it; one only notify knows (the daemon's own
+        meta-alerts, an instance pruned since) from notify's record."""
         found = [a for a in self.alerts(include_inactive=True) if a["fingerprint"] == fingerprint]
-        return found[0] if found else None
+        return found[0] if found else notified_alert_row(self.store.connection(), fingerprint)
 
     def samples(self, fingerprint: str) -> list[dict[str, Any]]:
         return persistence.samples(self.store.connection(), fingerprint)

@@ -56,6 +56,31 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
     return result
 
 
+def notified_alert_row(conn: sqlite3.Connection, fingerprint: str) -> dict[str, Any] | None:
+    """An alert only notify keeps (a daemon meta-alert, an instance pruned since), in the
+    shape of ``alert_rows``."""
+    tracked = storage.alert(conn, fingerprint)
+    if tracked is None:
+        return None
+    since = _iso(tracked.active_since or tracked.changed_at)
+    return {
+        "rule": tracked.rule,
+        "fingerprint": fingerprint,
+        "state": tracked.state,
+        "labels": tracked.labels,
+        "value": tracked.value,
+        "threshold": tracked.threshold,
+        "since": since,
+        "pending_since": None,
+        "firing_since": since if tracked.active else None,
+        "evaluated_at": _iso(tracked.changed_at),
+        "error": None,
+        "summary": tracked.annotations.get("summary"),
+        "suppressed": tracked.suppressed if tracked.active else None,
+        "acked_by": storage.acks(conn).get((fingerprint, tracked.episode)),
+    }
+
+
 def read_state_file(path: Path) -> list[dict[str, Any]]:
     """Alerts from a state file, read-only (no migration, no lock held for long)."""
     if not path.exists():

@@ -17,6 +17,7 @@ from agent.config import load_settings
 from agent.daemon import persistence
 from agent.daemon.operations import Conflict, Invalid, NotFound
 from agent.daemon.service import Daemon
+from agent.daemon.transitions import CONFIG_FINGERPRINT, config_transition
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.engine import Instance
@@ -304,3 +305,14 @@ def test_an_anomaly_rules_band_is_stored_with_each_value(site: Site) -> None:
     assert (samples[-1]["lower"], samples[-1]["upper"]) == (last.lower, last.upper)
     chart = build_chart(samples, None)
     assert chart is not None and chart.band is not None and chart.threshold_y is None
+
+
+def test_an_alert_only_notify_knows_has_its_page(site: Site) -> None:
+    # the daemon's own meta-alerts have no instance: their notifications link here too
+    with site.daemon.store.tx():
+        site.daemon.pipeline.react([config_transition(True, NOW, ["rules/x.toml:3: oops"])])
+    page = site.get(f"/alerts/{CONFIG_FINGERPRINT}")
+    text = page.body.decode()
+    assert page.status == 200 and "StackwatchConfigInvalid" in text
+    assert "rejected its new configuration" in text and "No values stored yet." in text
+    assert 'id="ack-form"' in text  # firing: it can be acknowledged

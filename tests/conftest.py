@@ -5,6 +5,12 @@ the machine rather than the code and fail on a busy one (example counts stay as 
 test sets them); under CI the examples are derandomized, so that a failure there can be
 replayed anywhere with ``--hypothesis-profile ci``.
 
+Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (this machine
+image sets it): the run starts many Python processes (xdist workers, real daemons, CLI
+runs), and without the caches each of them compiled the agent, and each worker the
+rewritten test modules, all over again. The caches are the usual ``__pycache__``
+folders, ignored by git.
+
 And the order of the run: the run is parallel (pytest-xdist, ``-n`` in pyproject.toml),
 handing tests out one at a time (``--maxschedchunk 1``), and the tests that mostly wait
 on real processes and a sped-up wall clock go first, so they start on different workers
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +31,9 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # for the workers and subprocesses
 
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", settings.get_profile("dev"), derandomize=True)

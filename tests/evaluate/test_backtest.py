@@ -26,6 +26,22 @@ value = 20
 """
 
 
+ERRORS_RULE = """
+name = "errors"
+[query]
+metric = "status_codes"
+services = ["cdn"]
+window = "3m"
+[value]
+function = "ratio"
+numerator = { status = "5xx" }
+[condition]
+type = "threshold"
+op = ">"
+value = 0.2
+"""
+
+
 def write_csv(path: Path, values: list[float]) -> Path:
     lines = ["timestamp,value"] + [
         f"2014-04-01 {i // 12:02d}:{i % 12 * 5:02d}:00,{v}" for i, v in enumerate(values)
@@ -74,27 +90,13 @@ def test_bad_csv_row_is_a_clear_error(tmp_path, capsys):
 
 
 def test_history_backtest_replays_the_engine_over_fetched_rows():
-    status = """
-name = "errors"
-[query]
-metric = "status_codes"
-services = ["cdn"]
-window = "3m"
-[value]
-function = "ratio"
-numerator = { status = "5xx" }
-[condition]
-type = "threshold"
-op = ">"
-value = 0.2
-"""
     labels = {"service": "cdn"}
     rows = per_minute("http-statuses", {**labels, "status": "200"}, [100] * 60)
     rows += per_minute(
         "http-statuses", {**labels, "status": "500"}, [0] * 20 + [100] * 10 + [0] * 30
     )
     transitions = list(
-        backtest_source([rule(status)], MemorySource(rows), T0 + 5 * MIN, T0 + 50 * MIN, MIN)
+        backtest_source([rule(ERRORS_RULE)], MemorySource(rows), T0 + 5 * MIN, T0 + 50 * MIN, MIN)
     )
     assert [(t["state"], t["at"]) for t in transitions] == [
         ("firing", (T0 + 21 * MIN).isoformat()),
@@ -105,27 +107,13 @@ value = 0.2
 def test_history_backtest_merges_only_new_rows_and_judges_as_a_full_refetch():
     """MemorySource answers a batch like the live API: rows the engine holds already are
     left out. The replay must equal one that is handed the whole day at every cycle."""
-    status = """
-name = "errors"
-[query]
-metric = "status_codes"
-services = ["cdn"]
-window = "5m"
-[value]
-function = "ratio"
-numerator = { status = "5xx" }
-[condition]
-type = "threshold"
-op = ">"
-value = 0.2
-"""
     labels = {"service": "cdn"}
     minutes = 36 * 60  # from noon across midnight: two days of queries
     errors = [100 if 700 <= i < 760 or 1300 <= i < 1310 else 0 for i in range(minutes)]
     rows = per_minute("http-statuses", {**labels, "status": "200"}, [100] * minutes)
     rows += per_minute("http-statuses", {**labels, "status": "500"}, errors)
     memory = MemorySource(rows)
-    query = plan([rule(status)], T0 + 13 * 60 * MIN).requests[0]
+    query = plan([rule(ERRORS_RULE)], T0 + 13 * 60 * MIN).requests[0]
     newer = T0 + 12 * 60 * MIN
     batch = memory.fetch_many([query], {query: newer})[query]
     assert isinstance(batch, list) and batch
@@ -133,7 +121,7 @@ value = 0.2
     assert sorted(map(id, batch)) == sorted(id(r) for r in memory.fetch(query) if r.at >= newer)
 
     start, end = T0 + 10 * MIN, T0 + (minutes - 10) * MIN
-    batched = list(backtest_source([rule(status)], memory, start, end, MIN))
-    whole = list(backtest_source([rule(status)], CountingSource(memory), start, end, MIN))
+    batched = list(backtest_source([rule(ERRORS_RULE)], memory, start, end, MIN))
+    whole = list(backtest_source([rule(ERRORS_RULE)], CountingSource(memory), start, end, MIN))
     assert [t["state"] for t in batched] == ["firing", "resolved"] * 2
     assert batched == whole

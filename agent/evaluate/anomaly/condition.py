@@ -26,7 +26,7 @@ class AnomalyCondition(BaseModel):
 
     type: Literal["anomaly"]
     method: Method = Field(
-        "auto",
+        "extremes",
         description=(
             "auto: novelty of the value, of its short-term mean (level shifts) and, when the "
             "series shows a daily cycle or `season` is set, of its deviation from the same "

@@ -13,6 +13,7 @@ again every ``resend`` (default 1m) while it fires, as Prometheus does.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -64,9 +65,15 @@ def _number(value: float | None) -> str | None:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
 
 
+def label_name(name: str) -> str:
+    """Alertmanager takes ``[a-zA-Z_][a-zA-Z0-9_]*``; a rule's label may be freer."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{cleaned}" if not cleaned or cleaned[0].isdigit() else cleaned
+
+
 def am_alert(alert: AlertSnapshot, links: Links, now: float) -> dict[str, Any]:
     """One alert as Alertmanager's API takes it."""
-    labels = {k: v for k, v in alert.named_labels().items() if v}
+    labels = {label_name(k): v for k, v in alert.named_labels().items() if v}
     notes = {k: v for k, v in alert.annotations.items() if v}
     page, console = links.alert_page(alert.fingerprint), links.stack_page(alert)
     extra = {

@@ -15,7 +15,7 @@ from agent.collect import Clients, build_clients
 from agent.config import REGION_HOSTS, ConfigError, Settings, load_settings
 from agent.evaluate.alerts import Transition
 from agent.evaluate.engine import Engine
-from agent.evaluate.loader import Problem, RulesInvalid, load_rules
+from agent.evaluate.loader import Problem, RulesInvalid, load_rules, rule_files
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
 from agent.notify.config import RouteConfig
@@ -76,6 +76,14 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     if problems:
         raise RulesInvalid(problems)
     return rules
+
+
+def check(settings: Settings) -> str:
+    """What ``stackwatch check`` says of a valid configuration (config and every rule
+    file); raises ConfigError or RulesInvalid for a bad one."""
+    rules = load_rule_set(settings)
+    files = rule_files(settings.agent.rule_paths)
+    return f"OK: config valid, {len(rules)} rules in {len(files)} files"
 
 
 def _route_names(route: RouteConfig) -> set[str]:

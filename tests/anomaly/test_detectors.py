@@ -18,7 +18,7 @@ from agent.evaluate.anomaly.windows import SortedWindow
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
-METHODS = ["auto", "mad", "ewma", "seasonal", "cusum", "evt"]
+METHODS = ["auto", "mad", "ewma", "seasonal", "cusum", "evt", "extremes"]
 
 
 def condition(**overrides: Any) -> AnomalyCondition:

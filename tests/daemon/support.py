@@ -22,12 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.simulator import Incident, Simulator
+from agent.simulator.scenario import hex_id
 
 AUTHTOKEN = "daemon-test-authtoken-5c1e"
 ORG = "org-daemon-test"
 WEBSITE = "blt0000000000000website"
 MOBILE = "blt00000000000000mobile"
 ROOT = Path(__file__).resolve().parents[2]
+#: the scenario's Operations project and its "Purge CDN cache" automation (HTTP trigger)
+PROJECT = hex_id("project", "Operations")
+PURGE = hex_id(PROJECT, "purge")
 
 
 def cdn_spike(sim: Simulator, stack: str, minutes: int = 60) -> Incident:
@@ -314,6 +318,26 @@ value = {above}
 [rule.clear]
 op = "<"
 value = {clear_below}
+"""
+
+
+def purge_remediation(key: str, *more: str) -> str:
+    """``[remediate]`` with one action, ``purge``, that calls the Purge CDN cache trigger;
+    ``key`` is its key line (``http_key = …`` or ``http_key_file = …``), ``more`` further
+    lines of the action."""
+    lines = "\n".join((key, *more))
+    return f"""
+[remediate]
+enabled = true
+allowlist = ["Purge CDN cache"]
+
+[[remediate.actions]]
+name = "purge"
+kind = "trigger"
+trigger = "purge-cache"
+project = "{PROJECT}"
+automation = "{PURGE}"
+{lines}
 """
 
 

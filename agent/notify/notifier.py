@@ -118,7 +118,11 @@ class Notifier:
         without a transition, so reminders and acks tell today's value. Call inside the
         cycle's ``store.tx()``."""
         with self.store.tx() as conn:
-            storage.refresh_readings(conn, readings)
+            for fingerprint, value, annotations in readings:
+                alert = storage.alert(conn, fingerprint)
+                if alert is not None and alert.state == AlertState.FIRING.value:
+                    alert.value, alert.annotations = value, dict(annotations)
+                    storage.save_alert(conn, alert)
 
     def tick(self) -> int:
         """Advance timers (group wait/interval, repeat, escalation, silence expiry) and

@@ -38,6 +38,8 @@ from agent.redact import redact
 log = structlog.get_logger(__name__)
 
 SOURCE_DOWN = "ContentstackSourceDown"
+#: the smallest step of a datetime: how far a late judgement of the source is moved past the last.
+_TICK = timedelta(microseconds=1)
 #: any moment: which queries a rule reads does not depend on when
 _ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -431,6 +433,15 @@ class Engine:
             reason = "no data for the whole organization"
         instance = self.source_state
         previous = instance.state
+        # Groups run at once and a slow cycle may finish after one that began later, so its
+        # own ``now`` can lie before the watcher's last judgement. Stamped that early, a
+        # "back" would be dropped by notify as older than the "down" it follows (a resolve
+        # lost for good), and two judgements committed in reverse order would leave notify
+        # on the older one. Each judgement is therefore stamped strictly after the last:
+        # notify keeps the latest decision whatever order the cycles commit in.
+        last = previous.evaluated_at
+        if last is not None and now <= last:
+            now = last + _TICK
         instance.state = step(previous, Verdict.BREACHED if down else Verdict.CLEARED, now)
         if instance.state.state != previous.state:
             summary = (

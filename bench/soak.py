@@ -9,8 +9,9 @@ spikes on three stacks; between them, random Contentstack API faults (503s, a 42
 at random times whatever else is going on, outages of the webhook receiver (it answers
 500). Twice a simulated day the daemon's RSS and the row count of every table of its state
 file are sampled. At the end: every incident must have been detected during it and
-notified, each API fault must have made one source-down page, and every notification must
-have arrived exactly once (posts counted by their ``Idempotency-Key``). Prints a table and
+notified, each stack's alert told firing then resolved, in that order, once per incident;
+each API fault must have made one source-down page and no per-rule notice; and every
+notification must have arrived exactly once (posts counted by their ``Idempotency-Key``). Prints a table and
 writes the report (``--out``) with the figures, the machine and the command.
 """
 
@@ -91,7 +92,9 @@ def schedule(origin: datetime, days: int, rng: random.Random) -> list[Episode]:
                 down = at - timedelta(minutes=30)
                 episodes.append(Episode("hook", down, down + outage))
         else:
-            length = timedelta(hours=rng.uniform(2, 4))
+            # long enough in wall time for whole cycles to fail: the API client's timeouts
+            # and Retry-After run on the wall clock, 5000x slower than this one
+            length = timedelta(hours=rng.uniform(6, 12))
             fault = API_FAULTS[faults % len(API_FAULTS)]
             episodes.append(Episode("api", at, at + length, fault=fault))
             faults += 1
@@ -313,6 +316,8 @@ class Verdict:
     resolved_posts: int
     peak_requests_per_second: int
     requests: int
+    #: what went wrong, episode by episode
+    problems: list[str]
 
 
 def judge(soak: Soak, daemon: DaemonProcess, hook: WebhookReceiver) -> Verdict:
@@ -345,6 +350,25 @@ def judge(soak: Soak, daemon: DaemonProcess, hook: WebhookReceiver) -> Verdict:
             for at, state, name, stack in posts
         )
 
+    downs = [
+        soak.sim_time(datetime.fromisoformat(e["timestamp"]).timestamp())
+        for e in daemon.events("alert_transition")
+        if e["rule"] == SOURCE_DOWN and e["state"] == "firing"
+    ]
+    problems = []
+    for f in faults:
+        paged = [at for at in downs if f.start <= at <= f.end]
+        if len(paged) != 1 and f.fault is not None:
+            problems.append(
+                f"API fault {f.fault.kind} {f.fault.status} from day {_day(soak, f.start)} "
+                f"for {(f.end - f.start) / timedelta(hours=1):.1f} h: "
+                f"{len(paged)} source-down transition(s)"
+            )
+    for stack in sorted(STACKS.values()):  # each alert: told firing, resolved, firing, ...
+        told = [state for _, state, name, on in posts if name == RULE and on == stack]
+        expected = ["FIRING", "RESOLVED"] * sum(1 for e in incidents if e.stack == stack)
+        if told != expected:
+            problems.append(f"{RULE} on {stack}: told {told}, expected {expected}")
     explained = [
         (at, stack)
         for at, stack in firings
@@ -373,7 +397,12 @@ def judge(soak: Soak, daemon: DaemonProcess, hook: WebhookReceiver) -> Verdict:
         resolved_posts=sum(1 for _, s, n, _ in posts if n == RULE and s == "RESOLVED"),
         peak_requests_per_second=max(per_second.values(), default=0),
         requests=len(soak.requests),
+        problems=problems,
     )
+
+
+def _day(soak: Soak, when: datetime) -> str:
+    return f"{(when - soak.origin) / timedelta(days=1):.2f}"
 
 
 def report(soak: Soak, verdict: Verdict, command: str) -> str:
@@ -419,9 +448,12 @@ def report(soak: Soak, verdict: Verdict, command: str) -> str:
         f"| daemon RSS from day 2: min / max / last; trend | {min(rss):.1f} / {max(rss):.1f} / "
         f"{rss[-1]:.1f} MB; {_trend(settled):+.2f} MB per day | flat |",
         "",
-        "## RSS and rows over time",
-        "",
     ]
+    if verdict.problems:
+        lines += ["Episodes that did not go as expected:", ""]
+        lines += [f"- {problem}" for problem in verdict.problems]
+        lines.append("")
+    lines += ["## RSS and rows over time", ""]
     tables = sorted({t for s in samples for t in s.rows})
     shown = [t for t in tables if any(s.rows.get(t) for s in samples)]
     lines.append("| day | RSS MB | " + " | ".join(shown) + " |")
@@ -454,6 +486,7 @@ def passed(soak: Soak, verdict: Verdict) -> bool:
         and verdict.posts == verdict.keys == soak.delivered_rows
         and verdict.firing_posts == verdict.resolved_posts
         and verdict.peak_requests_per_second <= 10
+        and not verdict.problems
     )
 
 
@@ -463,10 +496,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=5000.0)
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("SOAK.md"))
+    parser.add_argument("--daemon-log", type=Path, help="also write the daemon's log lines here")
     args = parser.parse_args(argv)
     soak = Soak(args.days, args.speed, args.seed)
     with tempfile.TemporaryDirectory(prefix="stackwatch-soak-") as folder:
         daemon, hook = soak.run(Path(folder))
+    if args.daemon_log:
+        args.daemon_log.write_text("".join(daemon.raw))
     verdict = judge(soak, daemon, hook)
     command = "nice python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(soak, verdict, command.strip())

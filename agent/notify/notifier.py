@@ -177,12 +177,9 @@ class Notifier:
         if changes:
             self.submit(changes)
             for change in changes:
-                log.warning(
-                    "channel_undeliverable"
-                    if change.state == AlertState.FIRING
-                    else "channel_delivers_again",
-                    channel=change.labels["channel"],
-                )
+                lost = change.state == AlertState.FIRING
+                event = "channel_undeliverable" if lost else "channel_delivers_again"
+                log.warning(event, channel=change.labels["channel"])
 
     def run_once(self, max_items: int = 100) -> DeliveryReport:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""

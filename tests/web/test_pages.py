@@ -248,6 +248,7 @@ def test_silence_and_expire_through_the_forms(site: Site) -> None:
     assert site.daemon.operations().silences() == []
     actions = [row["action"] for row in site.daemon.operations().audit_trail(10)]
     assert actions == ["silence_expire", "silence_add"]
+    assert "matchers: alertname=cdn-5xx, service=cdn; via: web" in site.get("/audit").body.decode()
     again = site.post(f"/silences/{silence.id}/expire", {"csrf": site.csrf()}, cookie=cookie)
     assert again.status == 404 and "no active silence" in again.body.decode()
 

@@ -427,8 +427,8 @@ def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
     """The newest outbox rows (dead letters too) about an alert, newest first."""
     return conn.execute(
         "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
-        "FROM notify_outbox WHERE instr(payload, ?) > 0 ORDER BY id DESC LIMIT ?",
-        (json.dumps({"fingerprint": fingerprint}, separators=(",", ":"))[1:-1], limit),
+        "FROM notify_outbox WHERE instr(' ' || subjects || ' ', ?) ORDER BY id DESC LIMIT ?",
+        (f" {fingerprint} ", limit),
     ).fetchall()
 
 

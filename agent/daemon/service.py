@@ -17,7 +17,7 @@ import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import Settings, load_settings
-from agent.daemon import cycle, persistence, security, systemd
+from agent.daemon import cycle, heap, persistence, security, systemd
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
 from agent.daemon.locks import SharedExclusiveLock
@@ -69,7 +69,11 @@ class Daemon:
         self.guard = SharedExclusiveLock()
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None
-        self._ready = threading.Event()
+        #: set once started: state restored, rules scheduled, the API served
+        self._started = threading.Event()
+        #: per rule group, whether its latest cycle reached the source (groups not yet run
+        #: are not waited for: a slow group must not hold the daemon's readiness back)
+        self._reached: dict[str, bool] = {}
         #: rule groups whose last evaluation raised (their meta-alert fires)
         self._crashed: set[str] = set()
         self._last_beat = time.monotonic()
@@ -142,6 +146,10 @@ class Daemon:
             state=str(self.store.path),
             clock_speed=agent.clock_speed,
         )
+        heap.settle()
+        self._started.set()
+        self.metrics.ready.set(1)
+        log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
 
     def _schedule(self) -> None:
@@ -175,10 +183,8 @@ class Daemon:
         self.metrics.set_group_counts(group.job_id, counts)
         cycle.log_report(group.label, report, elapsed, now)
         failed_all = report.requests > 0 and report.failed_requests == report.requests
-        if not failed_all and not self._ready.is_set():
-            self._ready.set()
-            self.metrics.ready.set(1)
-            log.info("daemon_ready")
+        self._reached[group.label] = not failed_all
+        self.metrics.ready.set(1 if self.ready() else 0)
 
     def _report_crash(self, group: str, now: datetime, error: str | None) -> None:
         """Fire the group's crash meta-alert once per episode; resolve it when it recovers."""
@@ -252,6 +258,8 @@ class Daemon:
             now,
         )
         self._schedule()
+        self._reached = {}
+        heap.settle()
         configure_logging(settings.agent.log_level)
         self._resolve_config_alert_if_firing()
         detail: dict[str, Any] = {"rules": len(hashes), "removed": removed, "changed": changed}
@@ -316,7 +324,10 @@ class Daemon:
         return self.scheduler.running and time.monotonic() - self._last_beat < BEAT_STALE
 
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Started, and not cut off from the source: unless every group that has run
+        since failed all of its requests (a group not yet run is not waited for)."""
+        reached = list(self._reached.values())
+        return self._started.is_set() and (not reached or any(reached))
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

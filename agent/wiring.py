@@ -23,8 +23,9 @@ from agent.store import Store
 
 if TYPE_CHECKING:
     from agent.notify import Notifier
+    from agent.remediate.audit import Observe
     from agent.remediate.records import AlertContext
-    from agent.remediate.runner import Observe, Remediator
+    from agent.remediate.runner import Remediator
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:

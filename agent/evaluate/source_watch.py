@@ -4,7 +4,7 @@ down, instead of a storm of per-rule errors."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from agent.collect.errors import AuthenticationFailed
 from agent.collect.models import AnalyticsQuery, Sample
@@ -15,6 +15,8 @@ from agent.evaluate.state import Verdict, step
 from agent.redact import redact
 
 SOURCE_DOWN = "ContentstackSourceDown"
+#: the smallest step of a datetime: how far a late judgement of the source is moved past the last.
+_TICK = timedelta(microseconds=1)
 
 
 def source_instance() -> Instance:
@@ -63,6 +65,15 @@ class SourceWatch:
         else:
             reason = "no data for the whole organization"
         previous = instance.state
+        # Groups run at once and a slow cycle may finish after one that began later, so its
+        # own ``now`` can lie before the watcher's last judgement. Stamped that early, a
+        # "back" would be dropped by notify as older than the "down" it follows (a resolve
+        # lost for good), and two judgements committed in reverse order would leave notify
+        # on the older one. Each judgement is therefore stamped strictly after the last:
+        # notify keeps the latest decision whatever order the cycles commit in.
+        last = previous.evaluated_at
+        if last is not None and now <= last:
+            now = last + _TICK
         instance.state = step(previous, Verdict.BREACHED if down else Verdict.CLEARED, now)
         if instance.state.state == previous.state:
             return None

@@ -1,7 +1,9 @@
 """Faults scripted at run time: transport failures and misbehaving Analytics jobs.
 
-``http_status``, ``slow``, ``timeout``, ``disconnect`` and ``malformed_json`` act on any
-request whose path starts with ``path_prefix``; ``job_never_finishes`` acts when a job
+``http_status``, ``slow``, ``timeout``, ``disconnect`` (closed without an answer),
+``reset`` (a TCP reset instead of an answer), ``truncated`` (the answer's headers and half
+its body, then closed) and ``malformed_json`` act on any request whose path starts with
+``path_prefix``; ``job_never_finishes`` acts when a job
 is submitted on a matching path and ``job_failed`` when Retrieve Data is called on one;
 ``not_activated`` makes an HTTP trigger on a matching path answer that its automation is
 being tested or not activated (as one in test mode does), starting nothing.
@@ -14,7 +16,9 @@ import random
 import threading
 from dataclasses import dataclass
 
-REQUEST_FAULTS = frozenset({"http_status", "slow", "timeout", "disconnect", "malformed_json"})
+REQUEST_FAULTS = frozenset(
+    {"http_status", "slow", "timeout", "disconnect", "reset", "truncated", "malformed_json"}
+)
 JOB_FAULTS = frozenset({"job_never_finishes", "job_failed"})
 TRIGGER_FAULTS = frozenset({"not_activated"})
 FAULT_KINDS = REQUEST_FAULTS | JOB_FAULTS | TRIGGER_FAULTS

@@ -2,7 +2,8 @@
 
 Request pipeline (every step recorded in ``Simulator.requests``):
 
-1. transport faults (``timeout``, ``disconnect``, ``http_status``, ``slow``, ``malformed_json``);
+1. transport faults (``timeout``, ``disconnect``, ``reset``, ``truncated``, ``http_status``,
+   ``slow``, ``malformed_json``);
 2. the per-organization rate limit (all APIs together; ``/token`` and the user session are
    not counted, they live on other hosts in production);
 3. authentication, then the API itself.
@@ -15,6 +16,7 @@ import contextlib
 import json
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -95,7 +97,9 @@ class _Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
+    #: instead of a whole answer: "close" (the connection, no answer), "reset" (a TCP RST,
+    #: no answer) or "truncate" (the status, the headers and half the body, then close).
+    cut: str | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> _Response:
@@ -103,8 +107,8 @@ class _Response:
         return cls(status, body, {"Content-Type": "application/json", **(headers or {})})
 
     @classmethod
-    def dropped(cls) -> _Response:
-        return cls(0, drop=True)
+    def dropped(cls, how: str = "close") -> _Response:
+        return cls(0, cut=how)
 
 
 def _unauthorized(message: str = "You're not allowed in here unless you're logged in.") -> ApiError:
@@ -291,11 +295,15 @@ class Simulator:
             response = _Response.dropped()
         elif fault.kind == "disconnect":
             response = _Response.dropped()
+        elif fault.kind == "reset":
+            response = _Response.dropped("reset")
         elif fault.kind == "http_status":
             response = self._fault_status(fault, request)
         elif fault.kind == "slow":
             time.sleep(fault.delay)
             response = self._dispatch(request)
+        elif fault.kind == "truncated":
+            response = replace(self._dispatch(request), cut="truncate")
         else:  # malformed_json: the real answer, cut in half, as a 200
             real = self._dispatch(request)
             cut = real.body[: max(1, len(real.body) // 2)] if real.body else b'{"data": ['
@@ -618,18 +626,31 @@ class _Handler(BaseHTTPRequestHandler):
             received_at=received,
         )
         response = self.server.simulator._process(request)
-        if response.drop:
+        if response.cut in ("close", "reset"):
             self.close_connection = True
             with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+                if response.cut == "reset":
+                    # a zero linger makes close() send RST instead of FIN
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.connection.close()
+                else:
+                    self.connection.shutdown(socket.SHUT_RDWR)
             return
+        body = response.body
+        if response.cut == "truncate":
+            body = body[: len(body) // 2]
+            self.close_connection = True
         try:
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
-            self.wfile.write(response.body)
+            self.wfile.write(body)
+            if response.cut == "truncate":
+                self.connection.shutdown(socket.SHUT_RDWR)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 

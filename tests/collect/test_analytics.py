@@ -22,7 +22,7 @@ from agent.collect import (
     ResultTooLarge,
     split_range,
 )
-from agent.collect import analytics as analytics_module
+from agent.collect.analytics import jobs as analytics_jobs
 from agent.collect.models import AnalyticsQuery, Metric
 
 from .conftest import ANALYTICS, ORG
@@ -156,7 +156,7 @@ def test_a_plain_500_while_polling_is_retried_not_a_verdict(
 def test_a_result_past_the_page_cap_is_an_error_not_a_partial(
     router: respx.MockRouter, clients: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(analytics_module, "MAX_PAGES", 3)
+    monkeypatch.setattr(analytics_jobs, "MAX_PAGES", 3)
     submit(router, Metric.SDK, paginated=True)
 
     def page(request: httpx.Request) -> httpx.Response:

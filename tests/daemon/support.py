@@ -182,6 +182,9 @@ def write_config(
     origin: datetime,
     speed: float,
     extra_agent: str = "",
+    request_timeout: str = "5s",
+    extra_contentstack: str = "",
+    log_level: str = "info",
 ) -> Path:
     config = folder / "config.toml"
     config.write_text(
@@ -192,7 +195,8 @@ authtoken = "{AUTHTOKEN}"
 analytics_base_url = "{simulator_url}"
 automations_base_url = "{simulator_url}"
 max_retries = 1
-request_timeout = "5s"
+request_timeout = "{request_timeout}"
+{extra_contentstack}
 
 [contentstack.stacks]
 Website = "{WEBSITE}"
@@ -202,7 +206,7 @@ Mobile = "{MOBILE}"
 rule_paths = ["rules"]
 state_path = "state/stackwatch.db"
 http_port = 0
-log_level = "info"
+log_level = "{log_level}"
 clock_speed = {speed}
 clock_origin = "{origin.isoformat()}"
 {extra_agent}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from agent import cli
+from agent.collect.models import Sample
 from agent.config import load_settings
 from agent.daemon import persistence
 from agent.daemon import service as service_module
@@ -23,14 +25,14 @@ from agent.daemon.status import format_table, read_state_file
 from agent.daemon.transitions import CONFIG_FINGERPRINT
 from agent.evaluate.alerts import AlertState, Transition
 from agent.evaluate.anomaly import AnomalyTracker
-from agent.evaluate.engine import Instance
+from agent.evaluate.engine import SOURCE_DOWN, Engine, Instance
 from agent.evaluate.loader import load_rules
-from agent.evaluate.rules import resolve_stacks
+from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.state import InstanceState
 from agent.notify import Notifier, NotifyConfig, Silence
 from agent.store import Store
 
-from .support import ROOT, WEBSITE, ratio_rule
+from .support import MOBILE, ROOT, WEBSITE, ratio_rule
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 STACKS = {"production": "blt0000000000000prod", "staging": "blt00000000000stage"}
@@ -156,6 +158,97 @@ def test_notifier_dedupes_a_repeated_firing_transition(tmp_path: Path) -> None:
     notifier.submit([firing])  # e.g. replayed after a crash before the state was saved
     assert notifier.tick() == 0
     assert sum(notifier.outbox_counts().values()) == 1
+    store.close()
+
+
+class _Switchable:
+    """A data source that fails while ``error`` is set."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.error: Exception | None = None
+
+    def fetch(self, request: Any) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.inner.fetch(request)
+
+
+def _two_group_engine(tmp_path: Path) -> tuple[Engine, _Switchable, Notifier, Store]:
+    from agent.clock import ManualClock
+    from agent.evaluate.sources import MemorySource
+
+    rules = [
+        resolve_stacks(
+            Rule.model_validate(
+                tomllib.loads(ratio_rule(name, stack=stack, above=0.5, clear_below=0.4))["rule"][0]
+            ),
+            {"Website": WEBSITE, "Mobile": MOBILE},
+        )
+        for name, stack in (("web", "Website"), ("mobile", "Mobile"))
+    ]
+    rows = [
+        Sample("http-statuses", NOW - timedelta(minutes=m), labels, {"count": 100.0})
+        for m in range(1, 4)
+        for labels in (
+            {"service": "cdn", "stack": WEBSITE, "status": "2xx"},
+            {"service": "cdn", "stack": MOBILE, "status": "2xx"},
+        )
+    ]
+    source = _Switchable(MemorySource(rows))
+    config = NotifyConfig.model_validate(
+        {
+            "channels": [{"name": "hook", "urls": ["json://127.0.0.1:9/"]}],
+            "route": {"channels": ["hook"], "group_wait": "0s", "group_interval": "1m"},
+        }
+    )
+    store = Store(tmp_path / "state.db")
+    return Engine(rules, source), source, Notifier(config, store, ManualClock(NOW)), store
+
+
+def _source_down_state(notifier: Notifier) -> str:
+    (alert,) = [a for a in notifier.alerts() if a.alertname == SOURCE_DOWN]
+    return alert.state
+
+
+def test_a_slow_cycle_that_finds_the_source_back_resolves_it(tmp_path: Path) -> None:
+    """Rule groups run at once: a cycle that began before another may judge the source
+    after it. Its "back" must still resolve the page the other raised (it once carried
+    the earlier start time, so notify dropped it as out of order and paged for ever)."""
+    engine, source, notifier, store = _two_group_engine(tmp_path)
+    web, mobile = engine.rules["web"], engine.rules["mobile"]
+    engine.evaluate(NOW - timedelta(minutes=1), [web, mobile])
+    source.error = RuntimeError("API unreachable")
+    engine.evaluate(NOW - timedelta(seconds=20), [web])
+    down = engine.evaluate(NOW, [mobile]).transitions  # began later, judged first
+    source.error = None
+    back = engine.evaluate(NOW - timedelta(seconds=10), [web]).transitions
+    with store.tx():
+        notifier.submit(down)
+        assert _source_down_state(notifier) == "firing"
+        notifier.submit(back)
+    assert _source_down_state(notifier) == "resolved"
+    assert engine.source_state.state.state is AlertState.RESOLVED
+    store.close()
+
+
+def test_source_judgements_committed_in_reverse_order_leave_notify_on_the_latest(
+    tmp_path: Path,
+) -> None:
+    """Two groups judge the source at the same instant; the second commits first."""
+    engine, source, notifier, store = _two_group_engine(tmp_path)
+    web, mobile = engine.rules["web"], engine.rules["mobile"]
+    engine.evaluate(NOW - timedelta(minutes=1), [web, mobile])
+    source.error = RuntimeError("API unreachable")
+    engine.evaluate(NOW - timedelta(seconds=20), [web])
+    down = engine.evaluate(NOW, [mobile]).transitions
+    source.error = None
+    back = engine.evaluate(NOW, [web]).transitions
+    assert [t.state for t in back if t.rule == SOURCE_DOWN] == [AlertState.RESOLVED]
+    with store.tx():
+        notifier.submit(back)
+        notifier.submit(down)
+    assert _source_down_state(notifier) != "firing"
     store.close()
 
 

@@ -93,6 +93,21 @@ def test_disconnect_fault_closes_without_an_answer(api: Api) -> None:
     assert api.submit("usage").status_code == 200
 
 
+def test_reset_fault_answers_with_a_tcp_reset(api: Api) -> None:
+    api.sim.add_fault(Fault("reset", times=1))
+    with pytest.raises(httpx.ReadError, match="reset by peer"):
+        api.submit("usage")
+    assert api.sim.requests[-1].status == 0
+    assert api.submit("usage").status_code == 200
+
+
+def test_truncated_fault_sends_half_the_promised_body(api: Api) -> None:
+    api.sim.add_fault(Fault("truncated", path_prefix="/analytics/v2/usage", times=1))
+    with pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|closed"):
+        api.submit("usage")
+    assert api.submit("usage").json()["jobId"]
+
+
 def test_malformed_json_fault(api: Api) -> None:
     api.sim.add_fault(Fault("malformed_json", path_prefix="/analytics/v2/usage", times=1))
     response = api.submit("usage")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.evaluate.anomaly.base import Detector, Estimate
 from agent.evaluate.anomaly.condition import AnomalyCondition
-from agent.evaluate.anomaly.detectors import Detector, Estimate, build_detector
+from agent.evaluate.anomaly.detectors import build_detector
 from agent.evaluate.anomaly.windows import FlagWindow
 
 STATE_VERSION = 1

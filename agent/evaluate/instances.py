@@ -93,6 +93,15 @@ def advance(
     if instance.state.state != previous.state:
         instance.annotations = _annotations(rule, instance, judgement, link, error)
         report.transitions.append(_transition(rule, instance, previous.state, judgement))
+    elif (
+        instance.state.state in (AlertState.PENDING, AlertState.FIRING)
+        and judgement.value is not None
+        and instance.state.unavailable_since is None
+    ):
+        # the summary tells today's value, not the one of the moment it fired (rendered
+        # again only when there is something new to tell)
+        if judgement.value != previous.value or judgement.details:
+            instance.annotations = _annotations(rule, instance, judgement, link, error)
     elif instance.state.unavailable_since != previous.unavailable_since:
         # still firing, not re-announced: the blind spot shows on the instance only
         blind = instance.state.unavailable_since

@@ -11,8 +11,8 @@ at random times whatever else is going on, outages of the webhook receiver (it a
 file are sampled. At the end: every incident must have been detected during it and
 notified, each stack's alert told firing then resolved, in that order, once per incident;
 each API fault must have made one source-down page and no per-rule notice; and every
-notification must have arrived exactly once (posts counted by their ``Idempotency-Key``). Prints a table and
-writes the report (``--out``) with the figures, the machine and the command.
+notification must have arrived exactly once (posts counted by their ``Idempotency-Key``).
+Prints a table and writes the report (``--out``) with the figures, the machine and the command.
 """
 
 from __future__ import annotations

@@ -18,13 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import shared_clock
-from agent.simulator import Fault, Incident, Scenario, Simulator, Stack
+from agent.simulator import Fault, Incident, Simulator
 
 from .support import (
     AUTHTOKEN,
-    MOBILE,
-    ORG,
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
@@ -33,10 +30,10 @@ from .support import (
     wait_until,
     write_config,
 )
+from .test_process import SPEED, _simulator
 
 pytestmark = pytest.mark.timeout(180)
 
-SPEED = 60.0
 OAUTH_ID = "stackwatch-client"
 OAUTH_SECRET = "oauth-client-secret-7d2f9a"
 TRIGGER_KEY = "trigger-key-e41b07c3"
@@ -119,20 +116,8 @@ def _post(url: str, token: str, body: Mapping[str, object]) -> tuple[int, bytes]
 def test_no_secret_reaches_logs_api_metrics_or_the_state_files(
     tmp_path: Path, refused_port: int
 ) -> None:
-    scenario = Scenario(
-        name="secrets", seed=5, stacks=[Stack(WEBSITE, "Website"), Stack(MOBILE, "Mobile")]
-    )
-    with (
-        Simulator(
-            scenario,
-            clock=shared_clock(SPEED, ORIGIN),
-            authtoken=AUTHTOKEN,
-            organization_uid=ORG,
-            oauth_clients={OAUTH_ID: OAUTH_SECRET},
-            job_duration=0.0,
-        ) as sim,
-        WebhookReceiver() as hook,
-    ):
+    with _simulator(ORIGIN) as sim, WebhookReceiver() as hook:
+        sim.oauth_clients[OAUTH_ID] = OAUTH_SECRET
         config = _config(tmp_path, sim, hook, refused_port, oauth=False)
         rule = ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
         rule = rule.replace("\n[rule.query]", 'actions = ["purge"]\n\n[rule.query]', 1)

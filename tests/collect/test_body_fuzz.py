@@ -303,7 +303,9 @@ def raw_server() -> Iterator[RawServer]:
 
 
 def _head(status: str, *headers: str) -> bytes:
-    return ("\r\n".join([f"HTTP/1.1 {status}", *headers, "", ""])).encode()
+    # the server closes after each answer: a retry must not race it on the same connection
+    lines = [f"HTTP/1.1 {status}", *headers, "Connection: close", "", ""]
+    return "\r\n".join(lines).encode()
 
 
 WIRE = {

@@ -213,8 +213,10 @@ def _clients(target: tuple[str, str], fuzzed: list[httpx.Response]) -> Clients:
     left = list(fuzzed)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        # whatever job id the fuzzed submission named, its rows are at the one data path
-        key = (request.method, _JOB_DATA.sub("/analytics/v2/job/j1/data", request.url.path))
+        # whatever job id the fuzzed submission named (still percent-encoded in the raw
+        # path), its rows are at the one data path
+        path = request.url.raw_path.decode().partition("?")[0]
+        key = (request.method, _JOB_DATA.sub("/analytics/v2/job/j1/data", path))
         if key == target:
             answer = left.pop(0) if len(left) > 1 else left[0]
             # a fresh copy each time: an httpx.Response is read once

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,13 +22,15 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Records JSON posts; ``fail`` makes it answer 503 (an outage)."""
+    """Records JSON posts; ``fail`` makes it answer 503 (an outage), ``refuse()`` closes
+    its port (connection refused) until ``accept()`` listens on it again."""
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     fail: bool = False
     respond: Callable[[Received], tuple[int, dict[str, Any]]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -37,40 +40,58 @@ class HttpReceiver:
         with self.lock:
             return [r.body for r in self.requests if path is None or r.path.startswith(path)]
 
+    def accept(self) -> None:
+        """Listen (again, on the same port)."""
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body: Any = json.loads(raw)
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                item = Received(self.path, body, dict(self.headers))
+                if receiver.fail:
+                    status, answer = 503, {"error": "unavailable"}
+                else:
+                    with receiver.lock:
+                        receiver.requests.append(item)
+                    status, answer = receiver.respond(item) if receiver.respond else (202, {})
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
+        thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+
+    def refuse(self) -> None:
+        """Stop listening: connections are refused until ``accept``."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
 
 @pytest.fixture
 def http_receiver() -> Iterator[HttpReceiver]:
+    with serve_receiver() as receiver:
+        yield receiver
+
+
+@contextmanager
+def serve_receiver() -> Iterator[HttpReceiver]:
+    """An ``HttpReceiver`` listening on 127.0.0.1 (for fixtures of any scope)."""
     receiver = HttpReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            raw = self.rfile.read(length)
-            try:
-                body: Any = json.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
-            item = Received(self.path, body, dict(self.headers))
-            if receiver.fail:
-                status, answer = 503, {"error": "unavailable"}
-            else:
-                with receiver.lock:
-                    receiver.requests.append(item)
-                status, answer = receiver.respond(item) if receiver.respond else (202, {})
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    receiver.accept()
     yield receiver
-    server.shutdown()
-    server.server_close()
+    receiver.refuse()

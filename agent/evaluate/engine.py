@@ -329,6 +329,13 @@ class Engine:
         if instance.state.state != previous.state:
             instance.annotations = self._annotations(rule, instance, judgement, error)
             report.transitions.append(self._transition(rule, instance, previous.state, judgement))
+        elif (
+            instance.state.state in (AlertState.PENDING, AlertState.FIRING)
+            and judgement.value is not None
+            and instance.state.unavailable_since is None
+        ):
+            # the summary tells today's value, not the one of the moment it fired
+            instance.annotations = self._annotations(rule, instance, judgement, error)
         elif instance.state.unavailable_since != previous.unavailable_since:
             # still firing, not re-announced: the blind spot shows on the instance only
             blind = instance.state.unavailable_since

@@ -14,6 +14,8 @@ from typing import Any, Literal
 MessageKind = Literal["alert", "ack", "test", "deadletter", "remediation"]
 #: notification states: what a channel was told about an alert.
 NotifyState = Literal["firing", "nodata", "error", "resolved"]
+#: what evaluate reads now for an alert that fires on: (fingerprint, value, annotations).
+Reading = tuple[str, float | None, dict[str, str]]
 
 
 @dataclass
@@ -41,6 +43,14 @@ class Alert:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", "warning")
+
+    def named_labels(self) -> dict[str, str]:
+        """The labels as people read them: ``stack`` holds the stack's configured name
+        (``stack_name``, folded in) rather than its API key, when it has one."""
+        labels = {k: v for k, v in self.labels.items() if k != "stack_name"}
+        if self.labels.get("stack_name"):
+            labels["stack"] = self.labels["stack_name"]
+        return labels
 
 
 @dataclass

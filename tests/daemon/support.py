@@ -16,11 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from agent.simulator import Incident, Simulator
 from agent.simulator.scenario import hex_id
 
 AUTHTOKEN = "daemon-test-authtoken-5c1e"
@@ -31,6 +32,19 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the scenario's Operations project and its "Purge CDN cache" automation (HTTP trigger)
 PROJECT = hex_id("project", "Operations")
 PURGE = hex_id(PROJECT, "purge")
+
+
+def cdn_spike(sim: Simulator, stack: str, minutes: int = 60) -> Incident:
+    """A CDN 5xx spike (30 %) on ``stack``, starting now."""
+    incident = Incident(
+        "5xx_spike",
+        timedelta(0),
+        timedelta(minutes=minutes),
+        stack=stack,
+        service="cdn",
+        magnitude=0.3,
+    )
+    return sim.add_incident(incident)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -44,10 +58,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class WebhookReceiver:
-    """Captures Apprise ``json://`` posts."""
+    """Captures Apprise ``json://`` posts and their ``Idempotency-Key`` headers.
+
+    ``mode``: ``ok`` answers 200; ``fail`` answers 500 (the post is counted in ``failed``,
+    not kept); ``hold`` keeps the post, sets ``holding`` and answers only once ``release``
+    is set (a delivery caught in flight)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
+        self.failed = 0
+        self.mode = "ok"
+        self.holding = threading.Event()
+        self.release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -61,11 +84,20 @@ class WebhookReceiver:
                     payload = json.loads(body)
                 except ValueError:
                     payload = {"raw": body.decode(errors="replace")}
+                mode = receiver.mode
                 with receiver._lock:
-                    receiver.posts.append(payload)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    if mode == "fail":
+                        receiver.failed += 1
+                    else:
+                        receiver.posts.append(payload)
+                        receiver.keys.append(self.headers.get("Idempotency-Key"))
+                if mode == "hold":
+                    receiver.holding.set()
+                    receiver.release.wait(60)
+                with contextlib.suppress(OSError):  # a held sender may be gone
+                    self.send_response(500 if mode == "fail" else 200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -79,6 +111,7 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -88,6 +121,16 @@ class WebhookReceiver:
 
     def matching(self, *needles: str) -> list[str]:
         return [t for t in self.texts() if all(n in t for n in needles)]
+
+    def keys_of(self, *needles: str) -> list[str | None]:
+        """The idempotency keys of the posts whose text holds every needle."""
+        with self._lock:
+            pairs = list(zip(self.keys, self.posts, strict=True))
+        return [
+            key
+            for key, post in pairs
+            if all(n in f"{post.get('title', '')}\n{post.get('message', '')}" for n in needles)
+        ]
 
 
 class DaemonProcess:
@@ -190,6 +233,8 @@ def write_config(
     request_timeout: str = "5s",
     extra_contentstack: str = "",
     log_level: str = "info",
+    group_wait: str = "0s",
+    extra: str = "",
 ) -> Path:
     config = folder / "config.toml"
     config.write_text(
@@ -223,9 +268,10 @@ urls = ["json://127.0.0.1:{hook_port}/"]
 [notify.route]
 channels = ["hook"]
 group_by = ["alertname", "stack"]
-group_wait = "0s"
+group_wait = "{group_wait}"
 group_interval = "5s"
 repeat_interval = "4h"
+{extra}
 """
     )
     (folder / "rules").mkdir(exist_ok=True)

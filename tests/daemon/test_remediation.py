@@ -8,13 +8,13 @@ action due but not run, and the restarted daemon runs it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.clock import shared_clock
-from agent.simulator import Incident, Scenario, Simulator, Stack
+from agent.simulator import Scenario, Simulator, Stack
 
 from .support import (
     AUTHTOKEN,
@@ -23,6 +23,7 @@ from .support import (
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    cdn_spike,
     purge_remediation,
     ratio_rule,
     wait_until,
@@ -67,16 +68,7 @@ def test_action_due_at_sigkill_runs_exactly_once_after_restart(tmp_path: Path) -
         first = DaemonProcess(config)
         try:
             wait_until(lambda: first.get("/readyz")[0] == 200, 60, "/readyz 200")
-            sim.add_incident(
-                Incident(
-                    "5xx_spike",
-                    timedelta(0),
-                    timedelta(minutes=30),
-                    stack=WEBSITE,
-                    service="cdn",
-                    magnitude=0.3,
-                )
-            )
+            cdn_spike(sim, WEBSITE, minutes=30)
             due = first.wait_log("remediation_due", 60)
             assert due["action"] == "purge"
             first.kill()  # SIGKILL with the action due and not yet run
@@ -92,6 +84,10 @@ def test_action_due_at_sigkill_runs_exactly_once_after_restart(tmp_path: Path) -
             wait_until(
                 lambda: hook.matching("Stackwatch ran automation Purge CDN cache"), 30, "notice"
             )
+            # the firing notice went out before the notice (one alert's rows keep their
+            # order); twice at most, if the kill cut its delivery, then with one key
+            firing = hook.keys_of("[FIRING:1] cdn-5xx")
+            assert 1 <= len(firing) <= 2 and len(set(firing)) == 1
             status, body = second.get("/api/v1/audit?action=purge")
             assert status == 200
             trails = json.loads(body)

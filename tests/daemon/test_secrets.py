@@ -13,18 +13,19 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from agent.simulator import Fault, Incident, Simulator
+from agent.simulator import Fault, Simulator
 
 from .support import (
     AUTHTOKEN,
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    cdn_spike,
     purge_remediation,
     ratio_rule,
     wait_until,
@@ -128,11 +129,7 @@ def test_no_secret_reaches_logs_api_metrics_or_the_state_files(
             wait_until(lambda: daemon.get("/readyz")[0] == 200, 60, "/readyz 200")
             # an alert whose action's trigger fails, announced on channels that fail
             sim.add_fault(Fault("http_status", path_prefix="/automations-api/run/", status=500))
-            sim.add_incident(
-                Incident(
-                    "5xx_spike", timedelta(0), timedelta(hours=2), stack=WEBSITE, magnitude=0.3
-                )
-            )
+            cdn_spike(sim, WEBSITE, minutes=120)
             wait_until(lambda: hook.matching("cdn-5xx", "FIRING"), 60, "cdn-5xx page")
             failed = daemon.wait_log("remediation_action", 60, count=2)
             assert failed["outcome"] == "failed"

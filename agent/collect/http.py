@@ -25,6 +25,7 @@ from agent.collect.errors import (
     MalformedResponse,
     error_for_status,
 )
+from agent.collect.health import ApiHealth
 from agent.collect.ratelimit import RateLimiter, shared_limiter
 from agent.config import ContentstackSettings
 
@@ -83,6 +84,7 @@ class HttpClient:
         )
         self.auth: Auth = NoAuth() if anonymous else self._make_auth()
         self.observer: RequestObserver | None = None
+        self.health = ApiHealth(clock)
 
     def _make_auth(self) -> Auth:
         settings = self.settings
@@ -157,6 +159,7 @@ class HttpClient:
                     method, url, params, json, data, send_headers, rate_limited=rate_limited
                 )
             except httpx.HTTPError as error:
+                self.health.observe(endpoint, 0)
                 if self.observer is not None:
                     self.observer(endpoint, 0)
                 retryable = _is_transient(error) and (idempotent or _surely_unsent(error))
@@ -174,6 +177,7 @@ class HttpClient:
                 log.warning("contentstack.unavailable", endpoint=endpoint, error=failure.message)
                 raise failure from error
 
+            self.health.observe(endpoint, response.status_code)
             if self.observer is not None:
                 self.observer(endpoint, response.status_code)
             if on_response is not None:

@@ -233,13 +233,13 @@ def acks(conn: Conn) -> dict[tuple[str, int], str]:
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None]]:
-    """fingerprint -> (why it is muted, who acknowledged its current episode)."""
+def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None, float | None]]:
+    """fingerprint -> (why it is muted, who acknowledged its current episode, threshold)."""
     rows = conn.execute(
-        "SELECT n.fingerprint, n.suppressed, k.acked_by FROM notify_alerts n "
+        "SELECT n.fingerprint, n.suppressed, k.acked_by, n.threshold FROM notify_alerts n "
         "LEFT JOIN notify_acks k ON k.fingerprint = n.fingerprint AND k.episode = n.episode"
     ).fetchall()
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 # -- silences ---------------------------------------------------------------------------
@@ -431,6 +431,15 @@ def bury(conn: Conn, row: Row, worker: str, error: str, now: float) -> bool:
         ),
     )
     return True
+
+
+def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
+    """The newest outbox rows (dead letters too) about an alert, newest first."""
+    return conn.execute(
+        "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
+        "FROM notify_outbox WHERE instr(payload, ?) > 0 ORDER BY id DESC LIMIT ?",
+        (json.dumps({"fingerprint": fingerprint}, separators=(",", ":"))[1:-1], limit),
+    ).fetchall()
 
 
 def outbox_counts(conn: Conn) -> dict[str, int]:

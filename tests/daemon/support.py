@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -339,3 +339,40 @@ project = "{PROJECT}"
 automation = "{PURGE}"
 {lines}
 """
+
+
+@contextlib.contextmanager
+def daemon_on_simulator(folder: Path, rules: str, now: datetime) -> Iterator[Any]:
+    """A ``Daemon`` in this process on a ManualClock at ``now``, reading the simulator (two
+    stacks, Website and Mobile) over 127.0.0.1, with ``rules`` as its one rule file. Not
+    started: the test runs its groups (``run_group``) and beats itself."""
+    from agent.clock import ManualClock
+    from agent.config import load_settings
+    from agent.daemon.service import Daemon
+    from agent.simulator import Scenario, Simulator, Stack
+
+    clock = ManualClock(now)
+    scenario = Scenario(
+        name="in-process",
+        seed=11,
+        stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile", 0.5)],
+    )
+    simulator = Simulator(
+        scenario,
+        clock=clock,
+        authtoken=AUTHTOKEN,
+        organization_uid=ORG,
+        job_duration=0.0,
+        rate_limit=10_000,
+    )
+    with simulator:
+        # no webhook listens there: notifications stay queued, which these tests ignore
+        config = write_config(
+            folder, simulator_url=simulator.url, hook_port=9, origin=now, speed=1.0
+        )
+        (folder / "rules" / "r.toml").write_text(rules)
+        daemon = Daemon(load_settings(config), config, clock=clock)
+        try:
+            yield daemon
+        finally:
+            daemon.store.close()

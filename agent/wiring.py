@@ -165,7 +165,7 @@ def build_pipeline(
         raise ConfigError([problem])
     rules = load_rule_set(settings) if rules is None else rules
     notifier = None
-    links = message_links(settings)
+    links = _message_links(settings)
     if (
         previous is not None
         and previous.notifier
@@ -211,7 +211,7 @@ def build_pipeline(
     return Pipeline(settings, clients, engine, notifier, remediator, hashes)
 
 
-def message_links(settings: Settings) -> Links:
+def _message_links(settings: Settings) -> Links:
     """Where messages point: this daemon's alert pages, the stacks in the region's
     Contentstack app (the web app, not an API base URL a test may point elsewhere)."""
     app_host = REGION_HOSTS[settings.contentstack.region][0]

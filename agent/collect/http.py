@@ -306,10 +306,18 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     return max(0.0, seconds)
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The decoded body; ValueError when it is not JSON, nested too deep to decode included."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def error_details(response: httpx.Response) -> tuple[int | str | None, str]:
     """Contentstack's ``error_code`` and a readable message from an error body."""
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         text = " ".join(response.text.split())
         return None, text[:200]
@@ -341,7 +349,7 @@ def error_from_response(response: httpx.Response, endpoint: str) -> Contentstack
 
 def decode_json(response: httpx.Response, endpoint: str) -> Any:
     try:
-        return response.json()
+        return json_body(response)
     except ValueError:
         raise MalformedResponse(
             f"{endpoint} answered HTTP {response.status_code} with a body that is not JSON",

@@ -57,6 +57,10 @@ class QueryHistory:
         self.final_through: date | None = None
         #: the first day the columns hold completely
         self.covered_from: date | None = None
+        #: changes whenever a series or a column is added or the columns are rebuilt (not
+        #: when buckets are appended or dropped: the arrays are changed in place), so
+        #: readers built over the columns know when to rebuild
+        self.layout = 0
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class QueryHistory:
         self._by_labels = {}
         self._splits = {}
         self.final_through = None
+        self.layout += 1
 
     def _series(self, labels: dict[str, str]) -> Series:
         key = tuple(sorted(labels.items()))
@@ -101,6 +106,7 @@ class QueryHistory:
             found = self._by_labels[key] = Series(dict(labels), present)
             self.series.append(found)
             self._splits = {}
+            self.layout += 1
         return found
 
     def _append(self, stamp: float, rows: list[Sample]) -> None:
@@ -119,6 +125,7 @@ class QueryHistory:
             series.present.append(series.present[-1] + int(values.get("", 0)))
             for name in values.keys() - series.sums.keys() - {""}:
                 series.sums[name] = array("d", [0.0] * (size + 1))
+                self.layout += 1
             for name, column in series.sums.items():
                 column.append(column[-1] + values.get(name, 0.0))
 
@@ -180,32 +187,53 @@ class QueryHistory:
         return found
 
 
+#: one query's columns selected for a window: the history (its time axis) and the columns
+_Columns = tuple["QueryHistory", list["array[float]"]]
+
+
+def _reads(series: Series, field_name: str, where: Filter) -> bool:
+    return field_name in series.sums and series.matches(where)
+
+
 class SeriesWindow:
-    """A ``values.Window`` over the series of one alert instance, in one or more queries."""
+    """A ``values.Window`` over the series of one alert instance, in one or more queries.
+
+    Built once per instance and kept while the columns' layout holds: which columns a
+    filter selects is worked out on first use, after that a window is two look-ups on
+    the time axis and one difference per selected column.
+    """
 
     def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
         self.parts = list(parts)
+        self._present = [(history, [s.present for s in found]) for history, found in self.parts]
+        #: (field, id(filter)) → (the filter, per query the columns it selects)
+        self._selected: dict[tuple[str, int], tuple[Filter, list[_Columns]]] = {}
 
-    def _span(self, history: QueryHistory, after: datetime, until: datetime) -> tuple[int, int]:
-        return history.span(after, until)
+    def _columns(self, field_name: str, where: Filter) -> list[_Columns]:
+        selected = self._selected.get((field_name, id(where)))
+        if selected is None or selected[0] is not where:
+            chosen = [
+                (history, [s.sums[field_name] for s in found if _reads(s, field_name, where)])
+                for history, found in self.parts
+            ]
+            selected = self._selected[(field_name, id(where))] = (where, chosen)
+        return selected[1]
 
     def rows(self, after: datetime, until: datetime) -> int:
         count = 0
-        for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
+        for history, presents in self._present:
+            low, high = history.span(after, until)
             if low < high:
-                count += sum(s.present[high] - s.present[low] for s in series_list)
+                for present in presents:
+                    count += present[high] - present[low]
         return count
 
     def total(self, field_name: str, where: Filter, after: datetime, until: datetime) -> float:
         total = 0.0
-        for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
-            if low >= high:
-                continue
-            for series in series_list:
-                column = series.sums.get(field_name)
-                if column is not None and series.matches(where):
+        for history, columns in self._columns(field_name, where):
+            low, high = history.span(after, until)
+            if low < high:
+                for column in columns:
                     total += column[high] - column[low]
         return total
 
@@ -214,7 +242,7 @@ class SeriesWindow:
     ) -> float | None:
         best: tuple[float, float] | None = None
         for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
+            low, high = history.span(after, until)
             for series in series_list:
                 column = series.sums.get(field_name)
                 if column is None or not series.matches(where):

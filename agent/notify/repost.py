@@ -34,16 +34,20 @@ class Reposter:
 
     def run(self) -> int:
         """Post what is due; returns the number of alerts posted."""
+        channels = [
+            (name, channel, targets)
+            for name in self.channels.names()
+            if (channel := self.channels.get(name)) is not None
+            and (targets := [d for d in channel.destinations if d.scheme in SCHEMES])
+        ]
+        if not channels:
+            return 0
         now = self.clock.now().timestamp()
         conn = self.store.connection()
         active = [alert for alert in storage.alerts(conn) if alert.active]
         posted = 0
         live: set[tuple[str, str, int]] = set()
-        for name in self.channels.names():
-            channel = self.channels.get(name)
-            targets = [d for d in channel.destinations if d.scheme in SCHEMES] if channel else []
-            if channel is None or not targets or not active:
-                continue
+        for name, channel, targets in channels:
             told = storage.told(conn, name, [alert.fingerprint for alert in active])
             known = [
                 alert

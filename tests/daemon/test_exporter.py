@@ -20,17 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.clock import ManualClock
-from agent.config import load_settings
 from agent.daemon.grouping import group_rules
 from agent.daemon.http_api import ApiServer
-from agent.daemon.service import Daemon
-from agent.simulator import Scenario, Simulator, Stack
 from tests.binaries import free_port, get_json, require, running, wait_until
 
-from .support import AUTHTOKEN, MOBILE, ORG, ROOT, WEBSITE
+from .support import AUTHTOKEN, MOBILE, ROOT, WEBSITE, daemon_on_simulator
 
-pytestmark = pytest.mark.timeout(120)
+# one worker runs this module: its tests share a module-scoped exporter fixture
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("exporter")]
 
 NOW = datetime(2024, 6, 15, 12, 0, 30, tzinfo=UTC)
 DASHBOARD = ROOT / "deploy" / "grafana" / "stackwatch.json"
@@ -94,42 +91,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("exporter")
-    clock = ManualClock(NOW)
-    scenario = Scenario(
-        name="exporter",
-        seed=11,
-        stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile", 0.5)],
-    )
-    simulator = Simulator(
-        scenario,
-        clock=clock,
-        authtoken=AUTHTOKEN,
-        organization_uid=ORG,
-        job_duration=0.0,
-        rate_limit=10_000,
-    )
-    (folder / "rules").mkdir()
-    (folder / "rules" / "r.toml").write_text(RULES)
-    with simulator:
-        config = folder / "config.toml"
-        config.write_text(
-            f"""
-[contentstack]
-organization_uid = "{ORG}"
-authtoken = "{AUTHTOKEN}"
-analytics_base_url = "{simulator.url}"
-automations_base_url = "{simulator.url}"
-[contentstack.stacks]
-Website = "{WEBSITE}"
-Mobile = "{MOBILE}"
-[agent]
-rule_paths = ["{folder / "rules"}"]
-state_path = "{folder / "state.db"}"
-http_port = 0
-"""
-        )
-        daemon = Daemon(load_settings(config), config, clock=clock)
+    with daemon_on_simulator(tmp_path_factory.mktemp("exporter"), RULES, NOW) as daemon:
         engine = daemon.pipeline.engine
         for group in group_rules(list(engine.rules.values()), engine.default_interval, NOW):
             daemon.run_group(group)
@@ -141,7 +103,6 @@ http_port = 0
             yield Served(api.url, text)
         finally:
             api.stop()
-            daemon.store.close()
 
 
 def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

@@ -28,7 +28,8 @@ from agent.simulator import Incident, Scenario, Simulator, Stack
 from ..daemon import support
 from ..daemon.support import WEBSITE, DaemonProcess, wait_until
 
-pytestmark = pytest.mark.timeout(180)
+# one worker runs this module: its tests share a module-scoped browser fixture
+pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("browser")]
 
 SPEED = 60.0
 SHOTS = Path(os.environ.get("STACKWATCH_SCREENSHOTS") or support.ROOT / "tests" / "screenshots")
@@ -210,6 +211,7 @@ def test_changes_without_the_token_or_with_a_forged_form_are_refused(world: Worl
 
 
 def test_ack_and_silence_through_the_page(world: World) -> None:
+    _login(world)
     world.open(f"/alerts/{world.fingerprint}")
     world.css("#ack-form input[name=by]")[0].send_keys("ann")
     world.css("#ack-form input[name=comment]")[0].send_keys("on it")

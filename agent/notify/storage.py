@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.notify.message import Reading
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
@@ -83,15 +82,6 @@ def save_alert(conn: Conn, alert: TrackedAlert) -> None:
             json.dumps(alert.routes),
             alert.suppressed,
         ),
-    )
-
-
-def refresh_readings(conn: Conn, readings: Iterable[Reading]) -> None:
-    """The current value and annotations of firing alerts, for reminders and acks."""
-    conn.executemany(
-        "UPDATE notify_alerts SET value = ?, annotations = ? WHERE fingerprint = ? "
-        "AND state = 'firing'",
-        [(value, json.dumps(notes, sort_keys=True), fp) for fp, value, notes in readings],
     )
 
 

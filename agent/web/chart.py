@@ -62,7 +62,8 @@ def build_chart(samples: Sequence[Mapping[str, Any]], threshold: float | None) -
     limit = _value(threshold)
     ys = [value for _at, value in valued] + ([limit] if limit is not None else [])
     ys += [bound for _at, lower, upper in banded for bound in (lower, upper)]
-    low, high = _padded(min(ys), max(ys))
+    ticks = _ticks(min(ys), max(ys))
+    low, high = ticks[0], ticks[-1]
     start, end = rows[0][0].timestamp(), rows[-1][0].timestamp()
     left, top = MARGIN[0], MARGIN[2]
     right, bottom = WIDTH - MARGIN[1], HEIGHT - MARGIN[3]
@@ -93,7 +94,6 @@ def build_chart(samples: Sequence[Mapping[str, Any]], threshold: float | None) -
         tops = [f"{x(at)},{y(upper)}" for at, _lower, upper in banded]
         bottoms = [f"{x(at)},{y(lower)}" for at, lower, _upper in reversed(banded)]
         band = " ".join(tops + bottoms)
-    ticks = [low + (high - low) * i / 4 for i in range(5)]
     times = [rows[0][0], rows[len(rows) // 2][0], rows[-1][0]] if len(rows) > 1 else [rows[0][0]]
     return Chart(
         width=WIDTH,
@@ -114,6 +114,14 @@ def _value(value: Any) -> float | None:
     return None
 
 
-def _padded(low: float, high: float) -> tuple[float, float]:
-    pad = (high - low) * 0.1 if high != low else abs(high) * 0.1 or 1.0
-    return low - pad, high + pad
+def _ticks(low: float, high: float) -> list[float]:
+    """Round values for the y axis, 1, 2 or 5 times a power of ten apart, from below the
+    lowest value to above the highest (not below zero when no value is)."""
+    pad = (high - low) * 0.05 if high != low else abs(high) * 0.1 or 1.0
+    low, high = (0.0 if low >= 0 > low - pad else low - pad), high + pad
+    raw = (high - low) / 4
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first = math.floor(low / step + 1e-9) * step
+    count = math.ceil((high - first) / step - 1e-9)
+    return [round(first + i * step, 12) for i in range(count + 1)]

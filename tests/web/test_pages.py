@@ -174,6 +174,8 @@ def test_alert_page_charts_values_against_the_threshold(site: Site) -> None:
     # 0.05 is drawn between the low values (below it: larger y) and the high ones
     assert ys[1] > float(threshold.group(1)) > ys[2]
     assert [p[0] for p in points] == ["inactive", "inactive", "firing", "firing"]
+    ticks = re.findall(r'<text class="tick y"[^>]*>([^<]+)<', svg)
+    assert ticks == ["0", "0.1", "0.2", "0.3", "0.4"]  # round values, not below zero
     transitions = re.search(r'<table id="transitions">.*?</table>', text, re.S)
     assert transitions and transitions.group(0).count("<tr>") == 3  # in, out of nodata, firing
     assert 'id="ack-form"' in text and 'id="silence-form"' in text

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent.clock import Clock
 from agent.daemon import persistence
 from agent.daemon.status import alert_rows, notified_alert_row
-from agent.notify import storage as notify_storage
+from agent.notify import outbox_storage
 from agent.notify.silence import Silence
 from agent.redact import redact
 from agent.remediate.records import AuditRecord
@@ -71,7 +71,7 @@ class Operations:
 
     def notifications(self, fingerprint: str) -> list[dict[str, Any]]:
         """The outbox rows about an alert, newest first: channel, kind, delivery status."""
-        rows = notify_storage.deliveries(self.store.connection(), fingerprint)
+        rows = outbox_storage.deliveries(self.store.connection(), fingerprint)
         return [dict(row) for row in rows]
 
     def silences(self, *, include_expired: bool = False) -> list[Silence]:

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 
 from agent.clock import Clock
 from agent.durations import format_duration
-from agent.notify import storage
+from agent.notify import outbox_storage
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import OutboxConfig, TemplateOverrides
 from agent.notify.destination import IDEMPOTENCY_HEADER, Destination, Part
@@ -75,7 +75,7 @@ class Outbox:
         """Queue ``message`` for ``channel``, once per idempotency key. Call inside a tx."""
         payload = message.to_json()
         subjects = [alert.fingerprint for alert in message.alerts]
-        return storage.enqueue(
+        return outbox_storage.enqueue(
             conn, key, channel, message.kind, payload, message.created_at, subjects
         )
 
@@ -85,7 +85,7 @@ class Outbox:
         conn = self.store.connection()
         now = self.clock.now().timestamp()
         until = now + self.config.claim_timeout.total_seconds()
-        return storage.claim(conn, self.worker, now, until, max_items)
+        return outbox_storage.claim(conn, self.worker, now, until, max_items)
 
     # -- delivering -------------------------------------------------------------------
 
@@ -132,13 +132,13 @@ class Outbox:
                     done.add(part.id)
                     SENT.labels(channel.name, "sent").inc()
                     # Persist progress now: a crash must not re-send this part.
-                    storage.delivered_parts(conn, row["id"], self.worker, done)
+                    outbox_storage.delivered_parts(conn, row["id"], self.worker, done)
                 else:
                     SENT.labels(channel.name, "failed").inc()
                     errors.append(result.error or "delivery failed")
         now = self.clock.now().timestamp()
         if not errors:
-            storage.delivered(conn, row["id"], self.worker, now)
+            outbox_storage.delivered(conn, row["id"], self.worker, now)
             report.delivered += 1
             report.delivered_to.add(row["channel"])
             log.info(
@@ -159,7 +159,7 @@ class Outbox:
             self.config.retry_initial.total_seconds() * 2 ** (attempts - 1),
             self.config.retry_max.total_seconds(),
         )
-        storage.retry_later(conn, row["id"], self.worker, attempts, now + delay, error_text)
+        outbox_storage.retry_later(conn, row["id"], self.worker, attempts, now + delay, error_text)
         report.retrying += 1
         log.warning(
             "notification_retry",
@@ -182,7 +182,7 @@ class Outbox:
     def _bury(self, row: sqlite3.Row, error: str, report: DeliveryReport) -> None:
         now = self.clock.now().timestamp()
         with self.store.tx() as conn:
-            if not storage.bury(conn, row, self.worker, error, now):
+            if not outbox_storage.bury(conn, row, self.worker, error, now):
                 return
             report.dead += 1
             report.dead_on.add(row["channel"])
@@ -220,4 +220,4 @@ class Outbox:
     # -- inspection -------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        return storage.outbox_counts(self.store.connection())
+        return outbox_storage.outbox_counts(self.store.connection())

@@ -1,11 +1,12 @@
 """Notify's tables in the state store, and the only place their SQL is written.
 
 Everything notify keeps — alert states, groups, what each channel was told, silences,
-acks, escalations, the outbox and its dead letters (tables: ``schema``) — is read and
-written through these functions. Each takes the connection of the caller's transaction
-(``store.tx()``), so a stage's writes join the daemon's cycle transaction. They are the
-interface a second backend (PostgreSQL, for high availability) implements: plain values
-and records in, rows as mappings out, compare-and-swap claims as conditional UPDATEs.
+acks, escalations (tables: ``schema``) — is read and written through these functions;
+the outbox and its dead letters through ``outbox_storage``. Each takes the connection
+of the caller's transaction (``store.tx()``), so a stage's writes join the daemon's cycle
+transaction. They are the interface a second backend (PostgreSQL, for high availability)
+implements: plain values and records in, rows as mappings out, compare-and-swap claims as
+conditional UPDATEs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
-from agent.store import lease
 
 Row = sqlite3.Row
 Conn = sqlite3.Connection
@@ -324,117 +324,7 @@ def set_tier(conn: Conn, fingerprint: str, episode: int, tier: int) -> None:
     )
 
 
-# -- the outbox -------------------------------------------------------------------------
-
-
-def enqueue(
-    conn: Conn,
-    key: str,
-    channel: str,
-    kind: str,
-    payload: str,
-    created_at: float,
-    subjects: Iterable[str] = (),
-) -> bool:
-    """Queue a notification once per idempotency ``key``; True when it is new.
-    ``subjects``: the fingerprints of the alerts it is about (see ``claim``)."""
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO notify_outbox (idempotency_key, channel, kind, payload, "
-        "created_at, next_attempt_at, subjects) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key, channel, kind, payload, created_at, created_at, " ".join(sorted(set(subjects)))),
-    )
-    return cursor.rowcount == 1
-
-
-def claim(conn: Conn, worker: str, now: float, until: float, limit: int) -> list[Row]:
-    """Lease up to ``limit`` due rows to ``worker`` until ``until``. Compare-and-swap: a
-    row another deliverer holds an unexpired lease on is never taken.
-
-    Per channel and alert, rows go out in the order they were queued: a row waits while
-    an older pending row of its channel about one of its alerts is backing off, leased,
-    or taken in this same claim (a resolution never overtakes its firing notice)."""
-    pending = conn.execute(
-        "SELECT id, channel, subjects, next_attempt_at, claimed_until FROM notify_outbox "
-        "WHERE status = 'pending' ORDER BY id"
-    ).fetchall()
-    waiting: set[tuple[str, str]] = set()
-    candidates: list[int] = []
-    for row in pending:
-        subjects = {(row["channel"], fp) for fp in row["subjects"].split()}
-        free = row["claimed_until"] is None or row["claimed_until"] < now
-        if row["next_attempt_at"] <= now and free and not subjects & waiting:
-            candidates.append(row["id"])
-            if len(candidates) == limit:
-                break
-        waiting |= subjects
-    return lease.claim(conn, "notify_outbox", candidates, worker, now, until)
-
-
-def delivered_parts(conn: Conn, row_id: int, worker: str, parts: Iterable[str]) -> None:
-    """Persist a row's progress at once: a crash must not re-send these parts."""
-    conn.execute(
-        "UPDATE notify_outbox SET delivered_parts = ? WHERE id = ? AND claimed_by = ?",
-        (json.dumps(sorted(parts)), row_id, worker),
-    )
-
-
-def delivered(conn: Conn, row_id: int, worker: str, now: float) -> None:
-    conn.execute(
-        "UPDATE notify_outbox SET status = 'delivered', delivered_at = ?, "
-        "attempts = attempts + 1, claimed_by = NULL, claimed_until = NULL, "
-        "last_error = NULL WHERE id = ? AND claimed_by = ?",
-        (now, row_id, worker),
-    )
-
-
-def retry_later(
-    conn: Conn, row_id: int, worker: str, attempts: int, next_at: float, error: str
-) -> None:
-    conn.execute(
-        "UPDATE notify_outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, "
-        "claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-        (attempts, next_at, error, row_id, worker),
-    )
-
-
-def bury(conn: Conn, row: Row, worker: str, error: str, now: float) -> bool:
-    """Make a claimed row a dead letter; False when ``worker`` no longer holds it."""
-    cursor = conn.execute(
-        "UPDATE notify_outbox SET status = 'dead', attempts = attempts + 1, "
-        "last_error = ?, claimed_by = NULL, claimed_until = NULL "
-        "WHERE id = ? AND claimed_by = ?",
-        (error, row["id"], worker),
-    )
-    if cursor.rowcount != 1:
-        return False
-    conn.execute(
-        "INSERT INTO notify_dead_letters (outbox_id, channel, idempotency_key, attempts, "
-        "last_error, created_at, died_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            row["id"],
-            row["channel"],
-            row["idempotency_key"],
-            row["attempts"] + 1,
-            error,
-            row["created_at"],
-            now,
-        ),
-    )
-    return True
-
-
-def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
-    """The newest outbox rows (dead letters too) about an alert, newest first."""
-    return conn.execute(
-        "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
-        "FROM notify_outbox WHERE instr(' ' || subjects || ' ', ?) ORDER BY id DESC LIMIT ?",
-        (f" {fingerprint} ", limit),
-    ).fetchall()
-
-
-def outbox_counts(conn: Conn) -> dict[str, int]:
-    rows = conn.execute("SELECT status, COUNT(*) FROM notify_outbox GROUP BY status").fetchall()
-    return {row[0]: row[1] for row in rows}
+# -- timers -----------------------------------------------------------------------------
 
 
 def next_due(conn: Conn) -> float | None:

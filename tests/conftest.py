@@ -1,15 +1,56 @@
-"""Fixtures shared by several suites: a local HTTP receiver for webhook deliveries."""
+"""Fixtures shared by several suites: a local HTTP receiver for webhook deliveries.
+
+Also the Hypothesis profiles: no deadline and no too-slow health check, since both time
+the machine rather than the code and fail on a busy one (example counts stay as each
+test sets them); under CI the examples are derandomized, so that a failure there can be
+replayed anywhere with ``--hypothesis-profile ci``.
+
+Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (this machine
+image sets it): the run starts many Python processes (xdist workers, real daemons, CLI
+runs), and without the caches each of them compiled the agent, and each worker the
+rewritten test modules, all over again. The caches are the usual ``__pycache__``
+folders, ignored by git.
+
+And the order of the run: the run is parallel (pytest-xdist, ``-n`` in pyproject.toml),
+handing tests out one at a time (``--maxschedchunk 1``), and the tests that mostly wait
+on real processes and a sped-up wall clock go first, so they start on different workers
+at once instead of queueing on one while the others finish early and sit idle.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # for the workers and subprocesses
+
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", settings.get_profile("dev"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+#: node id prefixes of the tests that wait most, longest first: the demo, real daemons,
+#: CLI runs against the simulator
+WAITING_FIRST = ("tests/test_demo.py", "tests/daemon/", "tests/cli/")
+
+
+def _waiting_rank(item: pytest.Item) -> int:
+    ranks = (n for n, prefix in enumerate(WAITING_FIRST) if item.nodeid.startswith(prefix))
+    return next(ranks, len(WAITING_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_waiting_rank)  # stable: the collection order within each rank
 
 
 @dataclass
@@ -83,6 +124,13 @@ class HttpReceiver:
 
 @pytest.fixture
 def http_receiver() -> Iterator[HttpReceiver]:
+    with serve_receiver() as receiver:
+        yield receiver
+
+
+@contextmanager
+def serve_receiver() -> Iterator[HttpReceiver]:
+    """An ``HttpReceiver`` listening on 127.0.0.1 (for fixtures of any scope)."""
     receiver = HttpReceiver()
     receiver.accept()
     yield receiver

@@ -20,7 +20,7 @@ from agent.evaluate.rules import (
     ThresholdCondition,
 )
 from agent.evaluate.state import Verdict
-from agent.evaluate.values import Window, reduce_window
+from agent.evaluate.values import Reducer, Window, reduce_window
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -42,7 +42,7 @@ GRANULARITY_SECONDS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Judgement:
     verdict: Verdict
     value: float | None
@@ -69,19 +69,44 @@ def lookback(rule: Rule) -> timedelta:
     return span
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """A rule's windows at one moment, worked out once for all of its instances (the
+    columns look a window up by these very objects)."""
+
+    now: datetime
+    after: datetime
+    until: datetime
+    #: a change condition's reference window, or the span a nodata condition looks at
+    reference: tuple[datetime, datetime] | None = None
+
+
+def bounds(rule: Rule, now: datetime) -> Bounds:
+    condition = rule.condition
+    until = now - data_lag(rule)
+    after = until - rule.query.window
+    if isinstance(condition, NoDataCondition):
+        return Bounds(now, after, until, (until - condition.duration, until))
+    if isinstance(condition, ChangeCondition):
+        reference_until = until - condition.reference
+        return Bounds(now, after, until, (reference_until - rule.query.window, reference_until))
+    return Bounds(now, after, until)
+
+
 def judge(
     rule: Rule,
     window: Window,
-    now: datetime,
+    at: Bounds,
     tracker: AnomalyTracker | None = None,
+    reduce: Reducer = reduce_window,
 ) -> Judgement:
     condition = rule.condition
-    until = now - data_lag(rule)
     if isinstance(condition, NoDataCondition):
-        count = window.rows(until - condition.duration, until)
+        assert at.reference is not None
+        count = window.rows(*at.reference)
         return Judgement(Verdict.BREACHED if not count else Verdict.CLEARED, float(count), 0.0)
 
-    value = reduce_window(rule.value, window, until - rule.query.window, until)
+    value = reduce(rule.value, window, at.after, at.until)
     if value is None and rule.query.metric == "executions" and rule.value.function != "ratio":
         # The execution log records events: no events in the window is zero, not missing data.
         value = 0.0
@@ -94,13 +119,15 @@ def judge(
             condition.value,
         )
     if isinstance(condition, ChangeCondition):
-        return _judge_change(rule, condition, window, until, value)
+        assert at.reference is not None
+        reference = reduce(rule.value, window, *at.reference)
+        return _judge_change(rule, condition, value, reference)
     if isinstance(condition, AnomalyCondition):
         if value is None:
             return Judgement(Verdict.NODATA, None)
         if tracker is None:
             raise ValueError(f"rule {rule.name}: an anomaly condition needs a tracker")
-        return judge_anomaly(tracker, now, value)
+        return judge_anomaly(tracker, at.now, value)
     raise TypeError(f"unknown condition {type(condition).__name__}")
 
 
@@ -138,16 +165,8 @@ def threshold_verdict(
 
 
 def _judge_change(
-    rule: Rule,
-    condition: ChangeCondition,
-    window: Window,
-    until: datetime,
-    current: float | None,
+    rule: Rule, condition: ChangeCondition, current: float | None, reference: float | None
 ) -> Judgement:
-    reference_until = until - condition.reference
-    reference = reduce_window(
-        rule.value, window, reference_until - rule.query.window, reference_until
-    )
     if current is None or reference is None:
         return Judgement(Verdict.NODATA, current, condition.value)
     if reference < condition.min_reference:

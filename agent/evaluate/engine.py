@@ -8,71 +8,48 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
-from agent.collect.errors import AuthenticationFailed
 from agent.collect.models import AnalyticsQuery, Sample
-from agent.evaluate.alerts import AlertState, Transition, fingerprint
-from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import Judgement, judge, lookback
+from agent.evaluate.conditions import Judgement, bounds, judge, lookback
 from agent.evaluate.history import QueryHistory, Series, SeriesWindow
+from agent.evaluate.instances import CycleReport, Instance, advance, new_instance
 from agent.evaluate.planner import (
     DataRequest,
     DataSource,
+    Planner,
     merge_key,
-    plan,
     rows_for_rule,
     rule_requests,
 )
 from agent.evaluate.rules import Rule
+from agent.evaluate.source_watch import SOURCE_DOWN, SourceWatch, source_instance
 from agent.evaluate.sources import fetch_all
-from agent.evaluate.state import InstanceState, Verdict, step
-from agent.evaluate.values import InstanceKey, SampleWindow, Window, split_instances
+from agent.evaluate.state import Verdict
+from agent.evaluate.values import (
+    InstanceKey,
+    SampleWindow,
+    SharedValues,
+    Window,
+    split_instances,
+)
 from agent.redact import redact
+
+__all__ = ["SOURCE_DOWN", "CycleReport", "Engine", "Instance"]
 
 log = structlog.get_logger(__name__)
 
-SOURCE_DOWN = "ContentstackSourceDown"
-#: the smallest step of a datetime: how far a late judgement of the source is moved past the last.
-_TICK = timedelta(microseconds=1)
 #: any moment: which queries a rule reads does not depend on when
 _ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
-#: template variables that only some conditions fill in; None ("n/a") elsewhere
-_DETAIL_NAMES = (
-    "expected",
-    "expected_lower",
-    "expected_upper",
-    "anomaly_score",
-    "current",
-    "reference",
-)
-
-
-@dataclass
-class Instance:
-    rule: str
-    key: InstanceKey
-    labels: dict[str, str]
-    fingerprint: str
-    state: InstanceState = field(default_factory=InstanceState)
-    tracker: AnomalyTracker | None = None
-    annotations: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class CycleReport:
-    at: datetime
-    transitions: list[Transition] = field(default_factory=list)
-    #: rule name → why it could not be evaluated
-    errors: dict[str, str] = field(default_factory=dict)
-    requests: int = 0
-    failed_requests: int = 0
+#: the columns windows were built over (each with its layout) and the windows
+_Built = tuple[list[tuple[QueryHistory, int]], dict[InstanceKey, Window]]
+#: what a rule's windows are built from: its queries' columns, its instance labels, services
+_Shape = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
 
 
 class Engine:
@@ -94,19 +71,17 @@ class Engine:
         self.rules: dict[str, Rule] = {}
         self.instances: dict[str, dict[InstanceKey, Instance]] = {}
         self.next_due: dict[str, datetime] = {}
-        self.source_state = Instance(
-            SOURCE_DOWN,
-            (),
-            {"alertname": SOURCE_DOWN, "severity": "critical"},
-            fingerprint(SOURCE_DOWN, {}),
-        )
+        self.source_state = source_instance()
         # The daemon evaluates groups of rules from several threads at once. Their rule
-        # instances are disjoint; the source-down watcher is shared, so it is locked, and it
-        # judges the latest outcome of every query family, not just one group's queries
-        # (else a group of failing executions queries and a group of healthy analytics
-        # queries would flap the meta-alert on every other cycle).
+        # instances are disjoint; the source-down watcher is shared, so it is locked.
         self.source_lock = threading.Lock()
-        self._source_outcomes: dict[tuple[object, ...], tuple[bool, bool, bool]] = {}
+        self._source_watch = SourceWatch()
+        self._planner = Planner()
+        #: windows per query shape, shared by the rules of that shape and kept across cycles
+        self._windows: dict[_Shape, _Built] = {}
+        self._values = SharedValues()
+        #: rule name → its value spec in canonical form (rules reading one value share it)
+        self._spec_keys: dict[str, str] = {}
         #: the Analytics rows, as columns per query family (see ``history``)
         self.history: dict[tuple[object, ...], QueryHistory] = {}
         self.history_lock = threading.Lock()
@@ -136,7 +111,10 @@ class Engine:
         self.instances = {name: kept.get(name, {}) for name in self.rules}
         self.next_due = {name: when for name, when in self.next_due.items() if name in kept}
         with self.source_lock:  # queries of removed rules must not keep judging the source
-            self._source_outcomes = {}
+            self._source_watch = SourceWatch()
+        self._planner = Planner()
+        self._windows = {}
+        self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
         # columns are kept as far back as the rules that read them look
         retention: dict[tuple[object, ...], timedelta] = {}
         for rule in self.rules.values():
@@ -177,7 +155,7 @@ class Engine:
     def evaluate(self, now: datetime, rules: Iterable[Rule] | None = None) -> CycleReport:
         selected = list(self.rules.values()) if rules is None else list(rules)
         report = CycleReport(at=now)
-        the_plan = plan(selected, now)
+        the_plan = self._planner.plan(selected, now)
         with self.history_lock:
             fetched = {request: self._still_needed(request) for request in the_plan.requests}
             held = self._held_until(fetched.values())
@@ -202,19 +180,22 @@ class Engine:
         report.failed_requests = sum(1 for r in results.values() if isinstance(r, Exception))
         # The daemon's groups share queries: the columns are written and read under one lock.
         with self.history_lock:
+            self._values.clear()
             unstored = {r: rows for r, rows in results.items() if r not in stored}
-            recent = _recent_rows(selected, the_plan.by_rule, unstored, now)
+            recent = _recent_rows(selected, the_plan.by_rule, unstored, now) if unstored else {}
+            # (by identity: a plan's rules share its request objects, and hashing a query
+            # for each of a thousand rules costs more than judging them)
+            failures = {id(q): r for q, r in results.items() if isinstance(r, Exception)}
+            columns_of = {id(q): history for q, history in stored.items()}
             for rule in selected:
                 requests = the_plan.by_rule[rule.name]
-                failure = next(
-                    (r for q in requests if isinstance(r := results[q], Exception)), None
-                )
+                failure = next((failures[id(q)] for q in requests if id(q) in failures), None)
                 if failure is not None:
                     message = redact(str(failure)) or type(failure).__name__
                     report.errors[rule.name] = message
                     self._fail_rule(rule, now, message, report)
-                elif all(q in stored for q in requests):
-                    windows = _series_windows(rule, [stored[q] for q in requests])
+                elif all(id(q) in columns_of for q in requests):
+                    windows = self._series_windows(rule, [columns_of[id(q)] for q in requests])
                     self._judge_rule(rule, windows, now, report)
                 else:
                     rows = rows_for_rule(rule, [recent[q] for q in requests])
@@ -224,7 +205,9 @@ class Engine:
                 self.next_due[rule.name] = now + self.interval(rule)
         if self.watch_source and the_plan.requests:
             with self.source_lock:
-                self._watch_source(results, now, report)
+                change = self._source_watch.observe(self.source_state, results, now)
+            if change is not None:
+                report.transitions.append(change)
         return report
 
     def _still_needed(self, request: DataRequest) -> DataRequest:
@@ -283,196 +266,56 @@ class Engine:
         elif not labels:
             expected = {()}
         empty = SampleWindow([])
+        at = bounds(rule, now)
+        spec_key = self._spec_keys.get(rule.name) or rule.value.model_dump_json()
+        reduce = self._values.reducer(spec_key)
         for key in sorted(set(windows) | set(known) | expected):
-            instance = known.get(key) or self._new_instance(rule, key)
-            known[key] = instance
-            judgement = judge(rule, windows.get(key, empty), now, instance.tracker)
-            self._advance(rule, instance, judgement, now, report)
+            instance = known.get(key)
+            if instance is None:
+                instance = known[key] = new_instance(rule, key, self.stack_names)
+            judgement = judge(rule, windows.get(key, empty), at, instance.tracker, reduce)
+            advance(rule, instance, judgement, now, report, link=self.link)
 
     def _fail_rule(self, rule: Rule, now: datetime, message: str, report: CycleReport) -> None:
         known = self.instances[rule.name]
         if not known:
             keys = [(("stack", s),) for s in rule.query.stacks] if rule.query.stacks else [()]
             for key in keys:
-                known[key] = self._new_instance(rule, key)
+                known[key] = new_instance(rule, key, self.stack_names)
         if rule.on_error == "keep":
             return
+        error = Judgement(Verdict.ERROR, None)
         for instance in known.values():
-            self._advance(rule, instance, Judgement(Verdict.ERROR, None), now, report, message)
+            advance(rule, instance, error, now, report, link=self.link, error=message)
 
-    def _advance(
-        self,
-        rule: Rule,
-        instance: Instance,
-        judgement: Judgement,
-        now: datetime,
-        report: CycleReport,
-        error: str | None = None,
-    ) -> None:
-        verdict = judgement.verdict
-        if verdict is Verdict.NODATA:
-            if rule.on_nodata == "keep":
-                return
-            verdict = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}.get(
-                rule.on_nodata, Verdict.NODATA
+    def _series_windows(
+        self, rule: Rule, histories: list[QueryHistory]
+    ) -> dict[InstanceKey, Window]:
+        """Per alert instance, its series in each of the rule's queries: built once, kept
+        while the columns' layout holds (a new series or a rebuild), so a cycle bringing one
+        new minute only reads the new sums."""
+        services = tuple(sorted(rule.query.services))
+        shape = (tuple(id(h) for h in histories), rule.query.instance_labels, services)
+        built = self._windows.get(shape)
+        layout = [(history, history.layout) for history in histories]
+        if (
+            built is not None
+            and len(built[0]) == len(layout)
+            and all(
+                old is new and old_layout == new_layout
+                for (old, old_layout), (new, new_layout) in zip(built[0], layout, strict=True)
             )
-        previous = instance.state
-        instance.state = step(
-            previous,
-            verdict,
-            now,
-            value=judgement.value,
-            for_=rule.for_,
-            clear_for=rule.clear_for,
-            error=error,
-        )
-        if instance.state.state != previous.state:
-            instance.annotations = self._annotations(rule, instance, judgement, error)
-            report.transitions.append(self._transition(rule, instance, previous.state, judgement))
-        elif instance.state.unavailable_since != previous.unavailable_since:
-            # still firing, not re-announced: the blind spot shows on the instance only
-            blind = instance.state.unavailable_since
-            instance.annotations = {
-                k: v for k, v in instance.annotations.items() if k != "data_unavailable"
-            }
-            if blind is not None:
-                instance.annotations["data_unavailable"] = (
-                    f"data unavailable since {blind.isoformat()}" + (f": {error}" if error else "")
-                )
-
-    def _new_instance(self, rule: Rule, key: InstanceKey) -> Instance:
-        labels = {**rule.labels, **{k: v for k, v in key if v}}
-        if labels.get("stack") in self.stack_names:
-            labels["stack_name"] = self.stack_names[labels["stack"]]
-        labels["alertname"] = rule.name
-        labels["severity"] = rule.severity
-        tracker = (
-            AnomalyTracker(rule.condition) if isinstance(rule.condition, AnomalyCondition) else None
-        )
-        return Instance(rule.name, key, labels, fingerprint(rule.name, labels), tracker=tracker)
-
-    def _annotations(
-        self, rule: Rule, instance: Instance, judgement: Judgement, error: str | None
-    ) -> dict[str, str]:
-        state = instance.state
-        context: dict[str, Any] = {
-            "rule": rule.name,
-            "state": state.state.value,
-            "value": judgement.value,
-            "threshold": judgement.threshold,
-            "labels": instance.labels,
-            "stack": instance.labels.get("stack", ""),
-            "service": instance.labels.get("service", ""),
-            "window": rule.query.window,
-            "severity": rule.severity,
-            "link": rule.link or self.link or "",
-            "runbook": rule.runbook or "",
-            "error": error or "",
-            **dict.fromkeys(_DETAIL_NAMES),
-            **judgement.details,
+        ):
+            return built[1]
+        parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
+        for history in histories:
+            for key, series in history.split(rule.query.instance_labels, services).items():
+                parts.setdefault(key, []).append((history, series))
+        windows: dict[InstanceKey, Window] = {
+            key: SeriesWindow(found) for key, found in parts.items()
         }
-        annotations = {
-            "summary": render(rule.summary, context),
-            "description": render(rule.description, context),
-            **judgement.details,
-        }
-        if context["link"]:
-            annotations["link"] = context["link"]
-        if rule.runbook:
-            annotations["runbook"] = rule.runbook
-        if error:
-            annotations["error"] = error
-        return {k: v for k, v in annotations.items() if v}
-
-    def _transition(
-        self, rule: Rule, instance: Instance, previous: AlertState, judgement: Judgement
-    ) -> Transition:
-        state = instance.state
-        return Transition(
-            rule=rule.name,
-            fingerprint=instance.fingerprint,
-            labels=dict(instance.labels),
-            previous=previous,
-            state=state.state,
-            at=state.evaluated_at or state.since or datetime.min,
-            value=judgement.value,
-            threshold=judgement.threshold,
-            annotations=dict(instance.annotations),
-            firing_since=state.firing_since,
-            routes=rule.routes,
-            actions=rule.actions,
-        )
-
-    def _watch_source(
-        self,
-        results: dict[DataRequest, list[Sample] | Exception],
-        now: datetime,
-        report: CycleReport,
-    ) -> None:
-        """One meta-alert when the data source itself is down, instead of a storm of errors."""
-        failures = [r for r in results.values() if isinstance(r, Exception)]
-        for request, result in results.items():
-            # (failed, is analytics, empty): the latest outcome of each query family
-            self._source_outcomes[merge_key(request)] = (
-                isinstance(result, Exception),
-                isinstance(request, AnalyticsQuery),
-                isinstance(result, list) and not result,
-            )
-        outcomes = list(self._source_outcomes.values())
-        failed = sum(1 for f, _, _ in outcomes if f)
-        analytics = [empty for f, is_analytics, empty in outcomes if is_analytics]
-        # An empty execution log is normal; an organization with no traffic rows at all is not.
-        empty = bool(analytics) and all(analytics)
-        # A rejected credential fails every query sooner or later: down at the first one.
-        refused = [f for f in failures if isinstance(f, AuthenticationFailed)]
-        down = bool(refused) or (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
-        if down and failures:
-            first = (refused or failures)[0]
-            reason = redact(str(first)) or type(first).__name__
-        else:
-            reason = "no data for the whole organization"
-        instance = self.source_state
-        previous = instance.state
-        # Groups run at once and a slow cycle may finish after one that began later, so its
-        # own ``now`` can lie before the watcher's last judgement. Stamped that early, a
-        # "back" would be dropped by notify as older than the "down" it follows (a resolve
-        # lost for good), and two judgements committed in reverse order would leave notify
-        # on the older one. Each judgement is therefore stamped strictly after the last:
-        # notify keeps the latest decision whatever order the cycles commit in.
-        last = previous.evaluated_at
-        if last is not None and now <= last:
-            now = last + _TICK
-        instance.state = step(previous, Verdict.BREACHED if down else Verdict.CLEARED, now)
-        if instance.state.state != previous.state:
-            summary = (
-                f"Contentstack data source down: {reason}"
-                if down
-                else "Contentstack data source is back"
-            )
-            instance.annotations = {"summary": summary}
-            report.transitions.append(
-                Transition(
-                    rule=SOURCE_DOWN,
-                    fingerprint=instance.fingerprint,
-                    labels=dict(instance.labels),
-                    previous=previous.state,
-                    state=instance.state.state,
-                    at=now,
-                    value=float(len(failures)),
-                    annotations=dict(instance.annotations),
-                    firing_since=instance.state.firing_since,
-                )
-            )
-
-
-def _series_windows(rule: Rule, histories: list[QueryHistory]) -> dict[InstanceKey, Window]:
-    """Per alert instance, its series in each of the rule's queries."""
-    parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
-    for history in histories:
-        split = history.split(rule.query.instance_labels, tuple(sorted(rule.query.services)))
-        for key, series in split.items():
-            parts.setdefault(key, []).append((history, series))
-    return {key: SeriesWindow(found) for key, found in parts.items()}
+        self._windows[shape] = (layout, windows)
+        return windows
 
 
 def _recent_rows(

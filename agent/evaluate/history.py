@@ -34,15 +34,6 @@ class Series:
     present: array[int]
     #: field → running sum of the field, aligned like ``present``
     sums: dict[str, array[float]] = field(default_factory=dict)
-    #: id(filter) → (the filter, whether it matches); filters live in rules, so they are
-    #: few and long-lived, and the identity check guards against a reused id
-    _matches: dict[int, tuple[Filter, bool]] = field(default_factory=dict)
-
-    def matches(self, where: Filter) -> bool:
-        found = self._matches.get(id(where))
-        if found is None or found[0] is not where:
-            found = self._matches[id(where)] = (where, labels_match(self.labels, where))
-        return found[1]
 
 
 class QueryHistory:
@@ -57,6 +48,10 @@ class QueryHistory:
         self.final_through: date | None = None
         #: the first day the columns hold completely
         self.covered_from: date | None = None
+        #: changes whenever a series or a column is added or the columns are rebuilt (not
+        #: when buckets are appended or dropped: the arrays are changed in place), so
+        #: readers built over the columns know when to rebuild
+        self.layout = 0
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -92,6 +87,7 @@ class QueryHistory:
         self._by_labels = {}
         self._splits = {}
         self.final_through = None
+        self.layout += 1
 
     def _series(self, labels: dict[str, str]) -> Series:
         key = tuple(sorted(labels.items()))
@@ -101,6 +97,7 @@ class QueryHistory:
             found = self._by_labels[key] = Series(dict(labels), present)
             self.series.append(found)
             self._splits = {}
+            self.layout += 1
         return found
 
     def _append(self, stamp: float, rows: list[Sample]) -> None:
@@ -119,6 +116,7 @@ class QueryHistory:
             series.present.append(series.present[-1] + int(values.get("", 0)))
             for name in values.keys() - series.sums.keys() - {""}:
                 series.sums[name] = array("d", [0.0] * (size + 1))
+                self.layout += 1
             for name, column in series.sums.items():
                 column.append(column[-1] + values.get(name, 0.0))
 
@@ -180,32 +178,57 @@ class QueryHistory:
         return found
 
 
+#: one query's series a filter selects for a field: the history (its time axis) and, per
+#: series, the series and its column of the field
+_Columns = tuple["QueryHistory", list[tuple[Series, "array[float]"]]]
+
+
 class SeriesWindow:
-    """A ``values.Window`` over the series of one alert instance, in one or more queries."""
+    """A ``values.Window`` over the series of one alert instance, in one or more queries.
+
+    Built once per instance and kept while the columns' layout holds: which columns a
+    filter selects is worked out on first use, after that a window is two look-ups on
+    the time axis and one difference per selected column.
+    """
 
     def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
         self.parts = list(parts)
+        self._present = [(history, [s.present for s in found]) for history, found in self.parts]
+        #: (field, id(filter)) → (the filter, per query the columns it selects)
+        self._selected: dict[tuple[str, int], tuple[Filter, list[_Columns]]] = {}
 
-    def _span(self, history: QueryHistory, after: datetime, until: datetime) -> tuple[int, int]:
-        return history.span(after, until)
+    def _columns(self, field_name: str, where: Filter) -> list[_Columns]:
+        selected = self._selected.get((field_name, id(where)))
+        if selected is None or selected[0] is not where:
+            chosen = [
+                (
+                    history,
+                    [
+                        (s, s.sums[field_name])
+                        for s in found
+                        if field_name in s.sums and labels_match(s.labels, where)
+                    ],
+                )
+                for history, found in self.parts
+            ]
+            selected = self._selected[(field_name, id(where))] = (where, chosen)
+        return selected[1]
 
     def rows(self, after: datetime, until: datetime) -> int:
         count = 0
-        for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
+        for history, presents in self._present:
+            low, high = history.span(after, until)
             if low < high:
-                count += sum(s.present[high] - s.present[low] for s in series_list)
+                for present in presents:
+                    count += present[high] - present[low]
         return count
 
     def total(self, field_name: str, where: Filter, after: datetime, until: datetime) -> float:
         total = 0.0
-        for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
-            if low >= high:
-                continue
-            for series in series_list:
-                column = series.sums.get(field_name)
-                if column is not None and series.matches(where):
+        for history, columns in self._columns(field_name, where):
+            low, high = history.span(after, until)
+            if low < high:
+                for _, column in columns:
                     total += column[high] - column[low]
         return total
 
@@ -213,12 +236,9 @@ class SeriesWindow:
         self, field_name: str, where: Filter, after: datetime, until: datetime
     ) -> float | None:
         best: tuple[float, float] | None = None
-        for history, series_list in self.parts:
-            low, high = self._span(history, after, until)
-            for series in series_list:
-                column = series.sums.get(field_name)
-                if column is None or not series.matches(where):
-                    continue
+        for history, columns in self._columns(field_name, where):
+            low, high = history.span(after, until)
+            for series, column in columns:
                 for index in range(high - 1, low - 1, -1):
                     if series.present[index + 1] > series.present[index]:
                         stamp = history.times[index]

@@ -6,7 +6,7 @@ Pure functions over windows of rows (``Window``); no I/O, no clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -118,3 +118,38 @@ def reduce_window(
     if spec.function == "last":
         return window.last(spec.field, spec.where, after, until)
     return window.total(spec.field, spec.where, after, until)
+
+
+#: ``reduce_window``'s signature: what ``conditions.judge`` computes a window's value with
+Reducer = Callable[[ValueSpec, Window, datetime, datetime], float | None]
+
+
+class SharedValues:
+    """``reduce_window`` for many rules at once: rules that read the same instance's
+    window with the same value over the same range (the 5xx share over 5 minutes, in
+    rules with different thresholds) compute it once. Valid while the rows stay as they
+    are: the owner calls ``clear`` before they change."""
+
+    def __init__(self) -> None:
+        #: (id(window), value spec, range) → (the window, its value)
+        self._found: dict[tuple[int, str, datetime, datetime], tuple[Window, float | None]] = {}
+
+    def clear(self) -> None:
+        self._found.clear()
+
+    def reducer(self, spec_key: str) -> Reducer:
+        """A ``Reducer`` for one rule's value spec, ``spec_key`` its canonical form."""
+        found = self._found
+
+        def reduce(
+            spec: ValueSpec, window: Window, after: datetime, until: datetime
+        ) -> float | None:
+            key = (id(window), spec_key, after, until)
+            hit = found.get(key)
+            if hit is not None and hit[0] is window:
+                return hit[1]
+            value = reduce_window(spec, window, after, until)
+            found[key] = (window, value)
+            return value
+
+        return reduce

@@ -19,6 +19,7 @@ from typing import Any
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
+from agent.store import lease
 
 Row = sqlite3.Row
 Conn = sqlite3.Connection
@@ -222,13 +223,13 @@ def acks(conn: Conn) -> dict[tuple[str, int], str]:
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None]]:
-    """fingerprint -> (why it is muted, who acknowledged its current episode)."""
+def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None, float | None]]:
+    """fingerprint -> (why it is muted, who acknowledged its current episode, threshold)."""
     rows = conn.execute(
-        "SELECT n.fingerprint, n.suppressed, k.acked_by FROM notify_alerts n "
+        "SELECT n.fingerprint, n.suppressed, k.acked_by, n.threshold FROM notify_alerts n "
         "LEFT JOIN notify_acks k ON k.fingerprint = n.fingerprint AND k.episode = n.episode"
     ).fetchall()
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 # -- silences ---------------------------------------------------------------------------
@@ -366,18 +367,7 @@ def claim(conn: Conn, worker: str, now: float, until: float, limit: int) -> list
             if len(candidates) == limit:
                 break
         waiting |= subjects
-    claimed: list[Row] = []
-    for row_id in candidates:
-        cursor = conn.execute(
-            "UPDATE notify_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? "
-            "AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-            (worker, until, row_id, now),
-        )
-        if cursor.rowcount == 1:
-            claimed.append(
-                conn.execute("SELECT * FROM notify_outbox WHERE id = ?", (row_id,)).fetchone()
-            )
-    return claimed
+    return lease.claim(conn, "notify_outbox", candidates, worker, now, until)
 
 
 def delivered_parts(conn: Conn, row_id: int, worker: str, parts: Iterable[str]) -> None:
@@ -431,6 +421,15 @@ def bury(conn: Conn, row: Row, worker: str, error: str, now: float) -> bool:
         ),
     )
     return True
+
+
+def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
+    """The newest outbox rows (dead letters too) about an alert, newest first."""
+    return conn.execute(
+        "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
+        "FROM notify_outbox WHERE instr(' ' || subjects || ' ', ?) ORDER BY id DESC LIMIT ?",
+        (f" {fingerprint} ", limit),
+    ).fetchall()
 
 
 def outbox_counts(conn: Conn) -> dict[str, int]:

@@ -15,19 +15,23 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from agent.simulator import Incident, Simulator
+from agent.simulator.scenario import hex_id
 
 AUTHTOKEN = "daemon-test-authtoken-5c1e"
 ORG = "org-daemon-test"
 WEBSITE = "blt0000000000000website"
 MOBILE = "blt00000000000000mobile"
 ROOT = Path(__file__).resolve().parents[2]
+#: the scenario's Operations project and its "Purge CDN cache" automation (HTTP trigger)
+PROJECT = hex_id("project", "Operations")
+PURGE = hex_id(PROJECT, "purge")
 
 
 def cdn_spike(sim: Simulator, stack: str, minutes: int = 60) -> Incident:
@@ -318,3 +322,60 @@ value = {above}
 op = "<"
 value = {clear_below}
 """
+
+
+def purge_remediation(key: str, *more: str) -> str:
+    """``[remediate]`` with one action, ``purge``, that calls the Purge CDN cache trigger;
+    ``key`` is its key line (``http_key = …`` or ``http_key_file = …``), ``more`` further
+    lines of the action."""
+    lines = "\n".join((key, *more))
+    return f"""
+[remediate]
+enabled = true
+allowlist = ["Purge CDN cache"]
+
+[[remediate.actions]]
+name = "purge"
+kind = "trigger"
+trigger = "purge-cache"
+project = "{PROJECT}"
+automation = "{PURGE}"
+{lines}
+"""
+
+
+@contextlib.contextmanager
+def daemon_on_simulator(folder: Path, rules: str, now: datetime) -> Iterator[Any]:
+    """A ``Daemon`` in this process on a ManualClock at ``now``, reading the simulator (two
+    stacks, Website and Mobile) over 127.0.0.1, with ``rules`` as its one rule file. Not
+    started: the test runs its groups (``run_group``) and beats itself."""
+    from agent.clock import ManualClock
+    from agent.config import load_settings
+    from agent.daemon.service import Daemon
+    from agent.simulator import Scenario, Simulator, Stack
+
+    clock = ManualClock(now)
+    scenario = Scenario(
+        name="in-process",
+        seed=11,
+        stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile", 0.5)],
+    )
+    simulator = Simulator(
+        scenario,
+        clock=clock,
+        authtoken=AUTHTOKEN,
+        organization_uid=ORG,
+        job_duration=0.0,
+        rate_limit=10_000,
+    )
+    with simulator:
+        # no webhook listens there: notifications stay queued, which these tests ignore
+        config = write_config(
+            folder, simulator_url=simulator.url, hook_port=9, origin=now, speed=1.0
+        )
+        (folder / "rules" / "r.toml").write_text(rules)
+        daemon = Daemon(load_settings(config), config, clock=clock)
+        try:
+            yield daemon
+        finally:
+            daemon.store.close()

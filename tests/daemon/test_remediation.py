@@ -15,7 +15,6 @@ import pytest
 
 from agent.clock import shared_clock
 from agent.simulator import Scenario, Simulator, Stack
-from agent.simulator.scenario import hex_id
 
 from .support import (
     AUTHTOKEN,
@@ -25,6 +24,7 @@ from .support import (
     DaemonProcess,
     WebhookReceiver,
     cdn_spike,
+    purge_remediation,
     ratio_rule,
     wait_until,
     write_config,
@@ -33,8 +33,6 @@ from .support import (
 pytestmark = pytest.mark.timeout(180)
 
 SPEED = 60.0
-PROJECT = hex_id("project", "Operations")
-PURGE = hex_id(PROJECT, "purge")
 TRIGGER = "/automations-api/run/purge-cache"
 
 
@@ -59,21 +57,9 @@ def test_action_due_at_sigkill_runs_exactly_once_after_restart(tmp_path: Path) -
         (tmp_path / "purge.key").write_text("purge-secret\n")
         with config.open("a") as file:
             file.write(
-                f"""
-[remediate]
-enabled = true
-allowlist = ["Purge CDN cache"]
-
-[[remediate.actions]]
-name = "purge"
-kind = "trigger"
-trigger = "purge-cache"
-http_key_file = "purge.key"
-project = "{PROJECT}"
-automation = "{PURGE}"
-when = "firing_for"
-after = "3m"
-"""
+                purge_remediation(
+                    'http_key_file = "purge.key"', 'when = "firing_for"', 'after = "3m"'
+                )
             )
         rule = ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
         rule = rule.replace("\n[rule.query]", 'actions = ["purge"]\n\n[rule.query]', 1)

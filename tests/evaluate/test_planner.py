@@ -4,7 +4,7 @@ from datetime import date
 
 from agent.collect.models import AnalyticsQuery, Metric
 from agent.evaluate.engine import Engine
-from agent.evaluate.planner import ExecutionsRequest, plan
+from agent.evaluate.planner import ExecutionsRequest, Planner, plan
 from agent.evaluate.sources import MemorySource
 
 from .helpers import MIN, T0, CountingSource, rule
@@ -115,3 +115,20 @@ value = 1
     )
     (request,) = the_plan.requests
     assert request == ExecutionsRequest("p1", T0 - 60 * MIN)
+
+
+def test_a_kept_plan_is_reused_until_a_rules_dates_change():
+    rules = [status_rule("a", window="1h"), status_rule("b", services='["cma"]')]
+    planner = Planner()
+    evening = T0.replace(hour=23, minute=30)
+    first = planner.plan(rules, evening)
+    assert planner.plan(rules, evening + 20 * MIN) is first
+    # past midnight the 1 h rule still reads yesterday, and both read the new day
+    after_midnight = planner.plan(rules, evening + 40 * MIN)
+    assert after_midnight == plan(rules, evening + 40 * MIN)
+    (query,) = after_midnight.requests
+    assert isinstance(query, AnalyticsQuery)
+    assert (query.start, query.end) == (date(2024, 5, 1), date(2024, 5, 2))
+    # a changed rule under the same name is planned again
+    changed = [status_rule("a", window="1h", stacks='["blt1"]'), rules[1]]
+    assert planner.plan(changed, evening + 41 * MIN) == plan(changed, evening + 41 * MIN)

@@ -12,7 +12,8 @@ file are sampled. At the end: every incident must have been detected during it a
 notified, each stack's alert told firing then resolved, in that order, once per incident;
 each API fault must have made one source-down page and no per-rule notice; and every
 notification must have arrived exactly once (posts counted by their ``Idempotency-Key``).
-Prints a table and writes the report (``--out``) with the figures, the machine and the command.
+Prints a table and writes the report (``--out``) with the figures, the machine and the
+command.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ urls = ["json://127.0.0.1:{hook_port}/"]
 channels = ["hook"]
 group_by = ["alertname", "stack"]
 group_wait = "0s"
-group_interval = "1h"
+group_interval = "5m"
 repeat_interval = "2d"
 
 [notify.outbox]
@@ -409,6 +410,7 @@ def report(soak: Soak, verdict: Verdict, command: str) -> str:
     samples = soak.samples
     settled = [s for s in samples if s.day >= 2] or samples
     rss = [s.rss_mb for s in settled]
+    third = max(1, len(settled) // 3)
     lines = [
         "# Soak benchmark",
         "",
@@ -447,6 +449,8 @@ def report(soak: Soak, verdict: Verdict, command: str) -> str:
         f"{verdict.peak_requests_per_second} | ≤ 10 |",
         f"| daemon RSS from day 2: min / max / last; trend | {min(rss):.1f} / {max(rss):.1f} / "
         f"{rss[-1]:.1f} MB; {_trend(settled):+.2f} MB per day | flat |",
+        f"| daemon RSS median: first third from day 2 / last third | {_median(settled[:third])} / "
+        f"{_median(settled[-third:])} MB | equal within noise |",
         "",
     ]
     if verdict.problems:
@@ -466,6 +470,10 @@ def report(soak: Soak, verdict: Verdict, command: str) -> str:
     if empty:
         lines += ["", f"Always empty: {', '.join(empty)}."]
     return "\n".join(lines) + "\n"
+
+
+def _median(samples: list[Sample]) -> str:
+    return f"{statistics.median(s.rss_mb for s in samples):.1f}"
 
 
 def _trend(samples: list[Sample]) -> float:

@@ -25,7 +25,7 @@ from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.remediate.config import RemediateConfig
-from agent.secretfiles import read_secret, relative_to
+from agent.secretfiles import check_header_value, read_secret, relative_to
 from agent.tomlpos import locate
 from agent.tomlread import TomlProblem, read_toml
 
@@ -119,6 +119,10 @@ class ContentstackSettings(_Section):
         for secret_value in (self.authtoken, self.oauth_client_secret):
             if secret_value is not None:
                 register_secret(secret_value.get_secret_value())
+        if self.authtoken is not None:
+            check_header_value(self.authtoken.get_secret_value(), "authtoken")
+        if self.organization_uid:
+            check_header_value(self.organization_uid, "organization_uid")
         if self.oauth_client_id and self.oauth_client_secret is None:
             raise ValueError("oauth_client_id is set but oauth_client_secret is missing")
         return self

@@ -12,9 +12,11 @@ rewritten test modules, all over again. The caches are the usual ``__pycache__``
 folders, ignored by git.
 
 And the order of the run: the run is parallel (pytest-xdist, ``-n`` in pyproject.toml),
-handing tests out one at a time (``--maxschedchunk 1``), and the tests that mostly wait
-on real processes and a sped-up wall clock go first, so they start on different workers
-at once instead of queueing on one while the others finish early and sit idle.
+one test file at a time per worker (``--dist loadfile``, so that a module-scoped fixture
+starts once; ``--dist loadgroup`` would not do: with pytest 9.2 it no longer groups
+anything, pytest-xdist issue 1386), in this order: the files that mostly wait on real
+processes and a sped-up wall clock first, so they start on different workers at once
+instead of queueing on one while the others finish early and sit idle.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.register_profile("ci", settings.get_profile("dev"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-#: node id prefixes of the tests that wait most, longest first: the demo, real daemons,
-#: CLI runs against the simulator
-WAITING_FIRST = ("tests/test_demo.py", "tests/daemon/", "tests/cli/")
+#: node id prefixes of the tests that wait most, longest first: the browser tests, the
+#: demo, real daemons, CLI runs against the simulator
+WAITING_FIRST = ("tests/web/test_browser.py", "tests/test_demo.py", "tests/daemon/", "tests/cli/")
 
 
 def _waiting_rank(item: pytest.Item) -> int:

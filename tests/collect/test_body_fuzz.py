@@ -158,15 +158,20 @@ json_values = st.recursive(
 @st.composite
 def bodies(draw: st.DrawFn, valid: Any) -> bytes:
     """Junk of every sort, most of it close to what the endpoint really answers."""
-    kind = draw(st.sampled_from(["value", "reshaped", "truncated", "bytes", "deep", "bad utf-8"]))
+    kinds = ["value", "reshaped", "nested deep", "truncated", "bytes", "deep", "bad utf-8"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "value":
         return json.dumps(draw(json_values)).encode()
-    if kind == "reshaped":
-        # the real keys (and a stranger), each holding anything at all
-        keys = [*valid, "data", "x"] if isinstance(valid, dict) else ["data", "x"]
-        reshaped = dict(valid) if isinstance(valid, dict) else {}
+    # the real keys (and a stranger)
+    keys = [*valid, "data", "x"] if isinstance(valid, dict) else ["data", "x"]
+    reshaped = dict(valid) if isinstance(valid, dict) else {}
+    if kind == "reshaped":  # each holding anything at all
         reshaped.update(draw(st.dictionaries(st.sampled_from(keys), json_values, max_size=3)))
         return json.dumps(reshaped).encode()
+    if kind == "nested deep":  # one of them a valid JSON array nested up to the parser's limit
+        reshaped[draw(st.sampled_from(keys))] = "DEEP"
+        depth = draw(st.integers(min_value=100, max_value=1_000))
+        return json.dumps(reshaped).replace('"DEEP"', "[" * depth + "]" * depth).encode()
     if kind == "truncated":
         text = json.dumps(valid).encode()
         return text[: draw(st.integers(min_value=0, max_value=len(text) - 1))]
@@ -208,8 +213,10 @@ def _clients(target: tuple[str, str], fuzzed: list[httpx.Response]) -> Clients:
     left = list(fuzzed)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        # whatever job id the fuzzed submission named, its rows are at the one data path
-        key = (request.method, _JOB_DATA.sub("/analytics/v2/job/j1/data", request.url.path))
+        # whatever job id the fuzzed submission named (still percent-encoded in the raw
+        # path), its rows are at the one data path
+        path = request.url.raw_path.decode().partition("?")[0]
+        key = (request.method, _JOB_DATA.sub("/analytics/v2/job/j1/data", path))
         if key == target:
             answer = left.pop(0) if len(left) > 1 else left[0]
             # a fresh copy each time: an httpx.Response is read once
@@ -298,7 +305,9 @@ def raw_server() -> Iterator[RawServer]:
 
 
 def _head(status: str, *headers: str) -> bytes:
-    return ("\r\n".join([f"HTTP/1.1 {status}", *headers, "", ""])).encode()
+    # the server closes after each answer: a retry must not race it on the same connection
+    lines = [f"HTTP/1.1 {status}", *headers, "Connection: close", "", ""]
+    return "\r\n".join(lines).encode()
 
 
 WIRE = {

@@ -71,8 +71,9 @@ def test_dead_letters_of_a_channel_down_fire_its_meta_alert(tmp_path: Path) -> N
             dead = daemon.wait_log("notification_dead_letter", 60, count=2)
             assert dead["channel"] == "hook" and dead["level"] == "error"
             wait_until(lambda: ops.matching(f"[FIRING:1] {UNDELIVERABLE}"), 30, "meta-alert")
-            _status, metrics = daemon.get("/metrics")
-            assert b'stackwatch_notifications_failed_total{outcome="dead"} 2.0' in metrics
+            # counted once the beat that gave up returns, which may be after the meta-alert left
+            dead_counted = b'stackwatch_notifications_failed_total{outcome="dead"} 2.0'
+            wait_until(lambda: dead_counted in daemon.get("/metrics")[1], 30, "dead counted")
             assert len(ops.matching("notification undeliverable")) == 2
             assert hook.posts == [] and hook.failed >= 4  # retried before it gave up
 

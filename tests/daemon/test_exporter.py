@@ -33,8 +33,7 @@ from tests.binaries import free_port, get_json, require, running, wait_until
 
 from .support import AUTHTOKEN, MOBILE, ROOT, WEBSITE, daemon_on_simulator
 
-# one worker runs this module: its tests share a module-scoped exporter fixture
-pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("exporter")]
+pytestmark = pytest.mark.timeout(120)
 
 NOW = datetime(2024, 6, 15, 12, 0, 30, tzinfo=UTC)
 DASHBOARD = ROOT / "deploy" / "grafana" / "stackwatch.json"

@@ -13,30 +13,28 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from agent.clock import shared_clock
-from agent.simulator import Fault, Incident, Scenario, Simulator, Stack
+from agent.simulator import Fault, Simulator
 
 from .support import (
     AUTHTOKEN,
-    MOBILE,
-    ORG,
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    cdn_spike,
     purge_remediation,
     ratio_rule,
     wait_until,
     write_config,
 )
+from .test_process import SPEED, _simulator
 
 pytestmark = pytest.mark.timeout(180)
 
-SPEED = 60.0
 OAUTH_ID = "stackwatch-client"
 OAUTH_SECRET = "oauth-client-secret-7d2f9a"
 TRIGGER_KEY = "trigger-key-e41b07c3"
@@ -119,20 +117,8 @@ def _post(url: str, token: str, body: Mapping[str, object]) -> tuple[int, bytes]
 def test_no_secret_reaches_logs_api_metrics_or_the_state_files(
     tmp_path: Path, refused_port: int
 ) -> None:
-    scenario = Scenario(
-        name="secrets", seed=5, stacks=[Stack(WEBSITE, "Website"), Stack(MOBILE, "Mobile")]
-    )
-    with (
-        Simulator(
-            scenario,
-            clock=shared_clock(SPEED, ORIGIN),
-            authtoken=AUTHTOKEN,
-            organization_uid=ORG,
-            oauth_clients={OAUTH_ID: OAUTH_SECRET},
-            job_duration=0.0,
-        ) as sim,
-        WebhookReceiver() as hook,
-    ):
+    with _simulator(ORIGIN) as sim, WebhookReceiver() as hook:
+        sim.oauth_clients[OAUTH_ID] = OAUTH_SECRET
         config = _config(tmp_path, sim, hook, refused_port, oauth=False)
         rule = ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
         rule = rule.replace("\n[rule.query]", 'actions = ["purge"]\n\n[rule.query]', 1)
@@ -143,11 +129,7 @@ def test_no_secret_reaches_logs_api_metrics_or_the_state_files(
             wait_until(lambda: daemon.get("/readyz")[0] == 200, 60, "/readyz 200")
             # an alert whose action's trigger fails, announced on channels that fail
             sim.add_fault(Fault("http_status", path_prefix="/automations-api/run/", status=500))
-            sim.add_incident(
-                Incident(
-                    "5xx_spike", timedelta(0), timedelta(hours=2), stack=WEBSITE, magnitude=0.3
-                )
-            )
+            cdn_spike(sim, WEBSITE, minutes=120)
             wait_until(lambda: hook.matching("cdn-5xx", "FIRING"), 60, "cdn-5xx page")
             failed = daemon.wait_log("remediation_action", 60, count=2)
             assert failed["outcome"] == "failed"

@@ -20,9 +20,6 @@ from tests.conftest import HttpReceiver, serve_receiver
 
 from .conftest import Alerts
 
-# one worker runs this module: its tests share a module-scoped alertmanager fixture
-pytestmark = pytest.mark.xdist_group("alertmanager")
-
 LINKS = Links(
     external_url="https://sw.example.com", contentstack_app="https://app.contentstack.com"
 )

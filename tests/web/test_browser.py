@@ -28,8 +28,7 @@ from agent.simulator import Incident, Scenario, Simulator, Stack
 from ..daemon import support
 from ..daemon.support import WEBSITE, DaemonProcess, wait_until
 
-# one worker runs this module: its tests share a module-scoped browser fixture
-pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.timeout(180)
 
 SPEED = 60.0
 SHOTS = Path(os.environ.get("STACKWATCH_SCREENSHOTS") or support.ROOT / "tests" / "screenshots")

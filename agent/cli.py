@@ -13,17 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.clock import OffsetClock, SystemClock
-from agent.collect import ContentstackError
-from agent.config import ConfigError
-from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source, evaluate_once
-from agent.evaluate.loader import RulesInvalid
-from agent.evaluate.testing import find_test_files, run_test_file
-from agent.logs import configure_logging
 from agent.redact import redact
-from agent.wiring import build_pipeline, check, load_config
+
+if TYPE_CHECKING:
+    from agent.clock import SystemClock
 
 DEFAULT_CONFIG = Path("config.toml")
 #: shipped inside the package, so ``stackwatch demo`` works from any directory
@@ -37,6 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    # the handler's own libraries load here, after parsing: ``--help`` needs none of them
+    from agent.collect.errors import ContentstackError
+    from agent.config import ConfigError
+    from agent.evaluate.backtest import CsvError
+    from agent.evaluate.loader import RulesInvalid
+
     try:
         return handler(args)
     except ConfigError as error:
@@ -149,6 +150,10 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    from agent.config import ConfigError
+    from agent.logs import configure_logging
+    from agent.wiring import load_config
+
     explicit = args.config is not None
     if not explicit and args.command in ("check", "run", "once") and not DEFAULT_CONFIG.exists():
         raise ConfigError(
@@ -217,6 +222,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
+    from agent.logs import configure_logging
+    from agent.wiring import load_config
 
     if args.duration <= 0 or args.speed <= 0:
         print("error: --duration and --speed must be positive", file=sys.stderr)
@@ -234,11 +241,17 @@ def cmd_with_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from agent.wiring import check
+
     print(check(_settings(args)))
     return 0
 
 
 def cmd_once(args: argparse.Namespace) -> int:
+    from agent.clock import SystemClock
+    from agent.evaluate.backtest import evaluate_once
+    from agent.wiring import build_pipeline
+
     settings = _settings(args)
     clock = SystemClock()
     pipeline = build_pipeline(settings, clock)
@@ -272,6 +285,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def _notify_once(settings: Any, clock: SystemClock, transitions: list[Any]) -> int:
     """Send this run's transitions now: a one-shot run cannot wait out group_wait."""
+    from agent.clock import OffsetClock
     from agent.notify import Notifier
     from agent.notify.route import RouteTree
     from agent.store import Store
@@ -312,6 +326,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_test_rules(args: argparse.Namespace) -> int:
+    from agent.evaluate.testing import find_test_files, run_test_file
+
     files = find_test_files(args.paths)
     if not files:
         print("error: no rule test files (*.test.toml) found", file=sys.stderr)
@@ -332,6 +348,10 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from agent.clock import SystemClock
+    from agent.evaluate.backtest import backtest_csv, backtest_source
+    from agent.wiring import build_pipeline
+
     if args.csv:
         if args.rules is None:
             print("error: --csv needs --rules FILE", file=sys.stderr)

@@ -24,47 +24,13 @@ from pydantic_settings import (
 from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
+from agent.regions import REGION_HOSTS
 from agent.remediate.config import RemediateConfig
 from agent.secretfiles import check_header_value, read_secret, relative_to
 from agent.tomlpos import locate
 from agent.tomlread import TomlProblem, read_toml
 
 Region = Literal["aws-na", "aws-eu", "aws-au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
-
-#: region → (analytics and trigger host, automations management host, CMA host)
-REGION_HOSTS: dict[str, tuple[str, str, str]] = {
-    "aws-na": ("app.contentstack.com", "automations-api.contentstack.com", "api.contentstack.io"),
-    "aws-eu": (
-        "eu-app.contentstack.com",
-        "eu-prod-automations-api.contentstack.com",
-        "eu-api.contentstack.com",
-    ),
-    "aws-au": (
-        "au-app.contentstack.com",
-        "au-prod-automations-api.contentstack.com",
-        "au-api.contentstack.com",
-    ),
-    "azure-na": (
-        "azure-na-app.contentstack.com",
-        "azure-na-automations-api.contentstack.com",
-        "azure-na-api.contentstack.com",
-    ),
-    "azure-eu": (
-        "azure-eu-app.contentstack.com",
-        "azure-eu-automations-api.contentstack.com",
-        "azure-eu-api.contentstack.com",
-    ),
-    "gcp-na": (
-        "gcp-na-app.contentstack.com",
-        "gcp-na-automations-api.contentstack.com",
-        "gcp-na-api.contentstack.com",
-    ),
-    "gcp-eu": (
-        "gcp-eu-app.contentstack.com",
-        "gcp-eu-automations-api.contentstack.com",
-        "gcp-eu-api.contentstack.com",
-    ),
-}
 
 DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
 

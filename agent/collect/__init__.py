@@ -2,79 +2,83 @@
 
 ``build_clients(settings, clock)`` wires all three onto one shared HTTP layer
 (authentication, the organization's rate limiter, retries, typed errors).
+
+The names below load on first use (PEP 562): the command line catches
+``ContentstackError`` and must not pull in httpx and every client to print ``--help``.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from agent.clock import Clock
-from agent.collect.analytics import AnalyticsClient, parse_row, split_range
-from agent.collect.automations import Automation, AutomationsClient, Execution, Project
-from agent.collect.errors import (
-    ApiUnavailable,
-    AuthenticationFailed,
-    BadRequest,
-    ContentstackError,
-    InvalidApiKey,
-    JobFailed,
-    JobTimeout,
-    MalformedResponse,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    ResultTooLarge,
-    ServerError,
-    TriggerInactive,
-    ValidationFailed,
-)
-from agent.collect.http import HttpClient
-from agent.collect.ratelimit import RateLimiter, shared_limiter
-from agent.collect.trigger import TriggerCaller, TriggerResult
-from agent.config import ContentstackSettings
-
-
-@dataclass
-class Clients:
-    http: HttpClient
-    analytics: AnalyticsClient
-    automations: AutomationsClient
-    trigger: TriggerCaller
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Clients:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
-def build_clients(
-    settings: ContentstackSettings,
-    clock: Clock,
-    *,
-    transport: httpx.BaseTransport | None = None,
-    rng: random.Random | None = None,
-    limiter: RateLimiter | None = None,
-) -> Clients:
-    """All clients of one organization on one HTTP layer; raises ValueError without credentials.
-
-    ``limiter`` defaults to the process-wide limiter of the organization on ``clock``;
-    pass one on real time when ``clock`` runs faster than the wall (the server's
-    rate limit is counted in real seconds).
-    """
-    http = HttpClient(settings, clock, transport=transport, rng=rng, limiter=limiter)
-    return Clients(
-        http=http,
-        analytics=AnalyticsClient(http),
-        automations=AutomationsClient(http),
-        trigger=TriggerCaller(http),
+if TYPE_CHECKING:
+    from agent.collect.analytics import AnalyticsClient, parse_row, split_range
+    from agent.collect.automations import Automation, AutomationsClient, Execution, Project
+    from agent.collect.clients import Clients, build_clients
+    from agent.collect.errors import (
+        ApiUnavailable,
+        AuthenticationFailed,
+        BadRequest,
+        ContentstackError,
+        InvalidApiKey,
+        JobFailed,
+        JobTimeout,
+        MalformedResponse,
+        NotFound,
+        PermissionDenied,
+        RateLimited,
+        ResultTooLarge,
+        ServerError,
+        TriggerInactive,
+        ValidationFailed,
     )
+    from agent.collect.http import HttpClient
+    from agent.collect.ratelimit import RateLimiter, shared_limiter
+    from agent.collect.trigger import TriggerCaller, TriggerResult
+
+_WHERE = {
+    "AnalyticsClient": "agent.collect.analytics",
+    "parse_row": "agent.collect.analytics",
+    "split_range": "agent.collect.analytics",
+    "Automation": "agent.collect.automations",
+    "AutomationsClient": "agent.collect.automations",
+    "Execution": "agent.collect.automations",
+    "Project": "agent.collect.automations",
+    "Clients": "agent.collect.clients",
+    "build_clients": "agent.collect.clients",
+    **{
+        name: "agent.collect.errors"
+        for name in (
+            "ApiUnavailable",
+            "AuthenticationFailed",
+            "BadRequest",
+            "ContentstackError",
+            "InvalidApiKey",
+            "JobFailed",
+            "JobTimeout",
+            "MalformedResponse",
+            "NotFound",
+            "PermissionDenied",
+            "RateLimited",
+            "ResultTooLarge",
+            "ServerError",
+            "TriggerInactive",
+            "ValidationFailed",
+        )
+    },
+    "HttpClient": "agent.collect.http",
+    "RateLimiter": "agent.collect.ratelimit",
+    "shared_limiter": "agent.collect.ratelimit",
+    "TriggerCaller": "agent.collect.trigger",
+    "TriggerResult": "agent.collect.trigger",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)
 
 
 __all__ = [

@@ -19,17 +19,18 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import shared_clock
-from agent.daemon import persistence
-from agent.daemon.operations import OperationError, Operations
 from agent.durations import format_duration, parse_duration
 from agent.names import operator_name
 from agent.remediate.cli import actions_table
 from agent.remediate.records import Outcome
 from agent.remediate.storage import AuditFilter
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.daemon.operations import OperationError, Operations
 
 
 def add_arguments(commands: Any) -> None:
@@ -85,6 +86,8 @@ def _timestamp(text: str) -> datetime:
 
 @contextmanager
 def _operations(settings: Any) -> Iterator[Operations]:
+    from agent.daemon import persistence  # the whole evaluation engine: not for ``--help``
+    from agent.daemon.operations import Operations
     from agent.notify import Notifier  # Apprise comes with it: not for ``--help``
 
     store = Store(settings.agent.state_path)
@@ -103,6 +106,8 @@ def _fail(error: OperationError, code: int) -> int:
 
 
 def silence_add(settings: Any, args: argparse.Namespace) -> int:
+    from agent.daemon.operations import OperationError
+
     try:
         duration = parse_duration(args.duration)
     except ValueError as error:
@@ -150,6 +155,8 @@ def silence_list(settings: Any, args: argparse.Namespace) -> int:
 
 
 def silence_expire(settings: Any, args: argparse.Namespace) -> int:
+    from agent.daemon.operations import OperationError
+
     with _operations(settings) as ops:
         try:
             ops.expire_silence(args.id, actor=operator_name(args.by))
@@ -160,6 +167,8 @@ def silence_expire(settings: Any, args: argparse.Namespace) -> int:
 
 
 def ack(settings: Any, args: argparse.Namespace) -> int:
+    from agent.daemon.operations import OperationError
+
     with _operations(settings) as ops:
         try:
             channels = ops.ack(args.fingerprint, actor=operator_name(args.by), comment=args.comment)

@@ -13,12 +13,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.collect.errors import ContentstackError
-from agent.config import REGION_HOSTS, Settings, load_settings
-from agent.logs import configure_logging
 from agent.redact import redact, register_secret
+from agent.regions import REGION_HOSTS
 from agent.secretfiles import relative_to, resolve
 from agent.setup.session import (
     LoginFailed,
@@ -29,6 +28,9 @@ from agent.setup.session import (
     read_token,
     write_private,
 )
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 PASSWORD_ENV = "STACKWATCH_PASSWORD"
 
@@ -90,6 +92,9 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 
 def _session_settings(args: argparse.Namespace) -> tuple[Settings, Path]:
     """Settings for login/logout (the token file is not read) and the token file's path."""
+    from agent.config import load_settings
+    from agent.logs import configure_logging
+
     path = _config_path(args)
     settings = load_settings(path, required=args.config is not None, read_authtoken_file=False)
     configure_logging("error")  # failures are reported once, as plain messages

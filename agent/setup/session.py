@@ -13,13 +13,14 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock, SystemClock
 from agent.collect.errors import ContentstackError, MalformedResponse
-from agent.collect.http import HttpClient
-from agent.config import ContentstackSettings
 from agent.redact import register_secret
+
+if TYPE_CHECKING:
+    from agent.config import ContentstackSettings
 
 SESSION_PATH = "/v3/user-session"
 #: the documented question for a 2FA user is unverified: any 4xx naming the token means "ask".
@@ -86,6 +87,8 @@ class UserSessions:
     """Login, logout and a cheap "does this token still work?" on the shared HTTP layer."""
 
     def __init__(self, settings: ContentstackSettings, clock: Clock | None = None) -> None:
+        from agent.collect.http import HttpClient  # httpx: not for ``stackwatch --help``
+
         self.settings = settings
         self.http = HttpClient(settings, clock or SystemClock(), anonymous=True)
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config import REGION_HOSTS
+from agent.regions import REGION_HOSTS
 from agent.setup.session import default_token_path, write_private
 
 #: the shipped rules every new config starts from (their ``*.test.toml`` stay behind).

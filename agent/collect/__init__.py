@@ -3,83 +3,52 @@
 ``build_clients(settings, clock)`` wires all three onto one shared HTTP layer
 (authentication, the organization's rate limiter, retries, typed errors).
 
-The names below load on first use (PEP 562): the command line catches
-``ContentstackError`` and must not pull in httpx and every client to print ``--help``.
+The errors are plain classes; every other name loads on first use (PEP 562), so that
+catching ``ContentstackError`` does not pull in httpx and every client (``--help``).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agent.collect.errors import (
+    ApiUnavailable,
+    AuthenticationFailed,
+    BadRequest,
+    ContentstackError,
+    InvalidApiKey,
+    JobFailed,
+    JobTimeout,
+    MalformedResponse,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ResultTooLarge,
+    ServerError,
+    TriggerInactive,
+    ValidationFailed,
+)
+from agent.lazy import lazy_names
 
 if TYPE_CHECKING:
     from agent.collect.analytics import AnalyticsClient, parse_row, split_range
     from agent.collect.automations import Automation, AutomationsClient, Execution, Project
     from agent.collect.clients import Clients, build_clients
-    from agent.collect.errors import (
-        ApiUnavailable,
-        AuthenticationFailed,
-        BadRequest,
-        ContentstackError,
-        InvalidApiKey,
-        JobFailed,
-        JobTimeout,
-        MalformedResponse,
-        NotFound,
-        PermissionDenied,
-        RateLimited,
-        ResultTooLarge,
-        ServerError,
-        TriggerInactive,
-        ValidationFailed,
-    )
     from agent.collect.http import HttpClient
     from agent.collect.ratelimit import RateLimiter, shared_limiter
     from agent.collect.trigger import TriggerCaller, TriggerResult
 
-_WHERE = {
-    "AnalyticsClient": "agent.collect.analytics",
-    "parse_row": "agent.collect.analytics",
-    "split_range": "agent.collect.analytics",
-    "Automation": "agent.collect.automations",
-    "AutomationsClient": "agent.collect.automations",
-    "Execution": "agent.collect.automations",
-    "Project": "agent.collect.automations",
-    "Clients": "agent.collect.clients",
-    "build_clients": "agent.collect.clients",
-    **{
-        name: "agent.collect.errors"
-        for name in (
-            "ApiUnavailable",
-            "AuthenticationFailed",
-            "BadRequest",
-            "ContentstackError",
-            "InvalidApiKey",
-            "JobFailed",
-            "JobTimeout",
-            "MalformedResponse",
-            "NotFound",
-            "PermissionDenied",
-            "RateLimited",
-            "ResultTooLarge",
-            "ServerError",
-            "TriggerInactive",
-            "ValidationFailed",
-        )
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "agent.collect.analytics": ("AnalyticsClient", "parse_row", "split_range"),
+        "agent.collect.automations": ("Automation", "AutomationsClient", "Execution", "Project"),
+        "agent.collect.clients": ("Clients", "build_clients"),
+        "agent.collect.http": ("HttpClient",),
+        "agent.collect.ratelimit": ("RateLimiter", "shared_limiter"),
+        "agent.collect.trigger": ("TriggerCaller", "TriggerResult"),
     },
-    "HttpClient": "agent.collect.http",
-    "RateLimiter": "agent.collect.ratelimit",
-    "shared_limiter": "agent.collect.ratelimit",
-    "TriggerCaller": "agent.collect.trigger",
-    "TriggerResult": "agent.collect.trigger",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_WHERE[name]), name)
-
+)
 
 __all__ = [
     "AnalyticsClient",

@@ -9,8 +9,9 @@ and that must not pull in the sending machinery (Apprise) with it.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agent.lazy import lazy_names
 
 if TYPE_CHECKING:
     from agent.notify.config import NotifyConfig
@@ -18,20 +19,15 @@ if TYPE_CHECKING:
     from agent.notify.outbox import DeliveryReport
     from agent.notify.silence import Silence
 
-_WHERE = {
-    "AlertStatus": "agent.notify.notifier",
-    "DeliveryReport": "agent.notify.outbox",
-    "Notifier": "agent.notify.notifier",
-    "NotifyConfig": "agent.notify.config",
-    "Silence": "agent.notify.silence",
-    "TestResult": "agent.notify.notifier",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_WHERE[name]), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "agent.notify.config": ("NotifyConfig",),
+        "agent.notify.notifier": ("AlertStatus", "Notifier", "TestResult"),
+        "agent.notify.outbox": ("DeliveryReport",),
+        "agent.notify.silence": ("Silence",),
+    },
+)
 
 
 __all__ = ["AlertStatus", "DeliveryReport", "Notifier", "NotifyConfig", "Silence", "TestResult"]

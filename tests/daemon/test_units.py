@@ -460,7 +460,7 @@ def test_api_silences_land_in_the_audit_trail(tmp_path: Path) -> None:
 def test_status_reads_the_state_file_when_no_daemon_answers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr("agent.logs.configure_logging", lambda *a, **k: None)
     config = _daemon_config(tmp_path)
     store = Store(tmp_path / "state.db")
     persistence.migrate(store)

@@ -10,13 +10,15 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agent.clock import ScaledClock
 from agent.simulator.control import ControlError, parse_fault_spec
 from agent.simulator.faults import FAULT_KINDS
 from agent.simulator.scenario import builtin_scenarios, load_scenario
-from agent.simulator.server import Simulator
+
+if TYPE_CHECKING:
+    from agent.simulator.server import Simulator
 
 DEFAULT_PORT = 8750
 DEFAULT_AUTHTOKEN = "sim-authtoken"
@@ -118,6 +120,8 @@ def _describe(sim: Simulator, args: argparse.Namespace, out: TextIO, origin: dat
 
 def run(args: argparse.Namespace, *, stop: threading.Event | None = None) -> int:
     """Serve until Ctrl-C, SIGTERM or (for tests and embedding) ``stop`` is set."""
+    from agent.simulator.server import Simulator
+
     try:
         scenario = load_scenario(args.scenario)
     except (OSError, ValueError) as error:

@@ -74,7 +74,11 @@ class Metrics:
         self.reloads = Counter(
             "stackwatch_config_reloads", "SIGHUP reloads by outcome", ["outcome"], registry=r
         )
-        self.ready = Gauge("stackwatch_ready", "1 once the first cycle succeeded", registry=r)
+        self.ready = Gauge(
+            "stackwatch_ready",
+            "1 once started, unless every group that ran lost the source",
+            registry=r,
+        )
         self._counts: dict[str, Mapping[str, int]] = {}
         self._counts_lock = threading.Lock()
 

@@ -17,7 +17,7 @@ import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import Settings, load_settings
-from agent.daemon import cycle, persistence, security, systemd
+from agent.daemon import cycle, heap, persistence, security, systemd
 from agent.daemon.exporter import ContentstackCollector
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
@@ -68,8 +68,12 @@ class Daemon:
         self.guard = SharedExclusiveLock()
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None
-        self._ready = threading.Event()
         self.crashes = cycle.CrashAlerts()
+        #: set once started: state restored, rules scheduled, the API served
+        self._started = threading.Event()
+        #: per rule group, whether its latest cycle reached the source (groups not yet run
+        #: are not waited for: a slow group must not hold the daemon's readiness back)
+        self._reached: dict[str, bool] = {}
         self._last_beat = time.monotonic()
         self._pruned_at: datetime | None = None
 
@@ -118,6 +122,10 @@ class Daemon:
             state=str(self.store.path),
             clock_speed=agent.clock_speed,
         )
+        heap.settle()
+        self._started.set()
+        self.metrics.ready.set(1)
+        log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
 
     def _schedule(self) -> None:
@@ -151,10 +159,8 @@ class Daemon:
         self.metrics.set_group_counts(group.job_id, counts)
         cycle.log_report(group.label, report, elapsed, now)
         failed_all = report.requests > 0 and report.failed_requests == report.requests
-        if not failed_all and not self._ready.is_set():
-            self._ready.set()
-            self.metrics.ready.set(1)
-            log.info("daemon_ready")
+        self._reached[group.label] = not failed_all
+        self.metrics.ready.set(1 if self.ready() else 0)
 
     def beat(self) -> None:
         """Deliveries, then remediation: an alert's notice goes out before the notice of
@@ -204,6 +210,8 @@ class Daemon:
         hashes = pipeline.rule_hashes
         removed, changed = cycle.retire_replaced(pipeline, old, before, self.store, now)
         self._schedule()
+        self._reached = {}
+        heap.settle()
         configure_logging(settings.agent.log_level)
         cycle.resolve_config_alert(pipeline, self.store, self.notifier, self.clock.now())
         detail: dict[str, Any] = {"rules": len(hashes), "removed": removed, "changed": changed}
@@ -260,7 +268,10 @@ class Daemon:
         return self.scheduler.running and time.monotonic() - self._last_beat < BEAT_STALE
 
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Started, and not cut off from the source: unless every group that has run
+        since failed all of its requests (a group not yet run is not waited for)."""
+        reached = list(self._reached.values())
+        return self._started.is_set() and (not reached or any(reached))
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

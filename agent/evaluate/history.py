@@ -34,15 +34,6 @@ class Series:
     present: array[int]
     #: field → running sum of the field, aligned like ``present``
     sums: dict[str, array[float]] = field(default_factory=dict)
-    #: id(filter) → (the filter, whether it matches); filters live in rules, so they are
-    #: few and long-lived, and the identity check guards against a reused id
-    _matches: dict[int, tuple[Filter, bool]] = field(default_factory=dict)
-
-    def matches(self, where: Filter) -> bool:
-        found = self._matches.get(id(where))
-        if found is None or found[0] is not where:
-            found = self._matches[id(where)] = (where, labels_match(self.labels, where))
-        return found[1]
 
 
 class QueryHistory:
@@ -187,12 +178,9 @@ class QueryHistory:
         return found
 
 
-#: one query's columns selected for a window: the history (its time axis) and the columns
-_Columns = tuple["QueryHistory", list["array[float]"]]
-
-
-def _reads(series: Series, field_name: str, where: Filter) -> bool:
-    return field_name in series.sums and series.matches(where)
+#: one query's series a filter selects for a field: the history (its time axis) and, per
+#: series, the series and its column of the field
+_Columns = tuple["QueryHistory", list[tuple[Series, "array[float]"]]]
 
 
 class SeriesWindow:
@@ -213,7 +201,14 @@ class SeriesWindow:
         selected = self._selected.get((field_name, id(where)))
         if selected is None or selected[0] is not where:
             chosen = [
-                (history, [s.sums[field_name] for s in found if _reads(s, field_name, where)])
+                (
+                    history,
+                    [
+                        (s, s.sums[field_name])
+                        for s in found
+                        if field_name in s.sums and labels_match(s.labels, where)
+                    ],
+                )
                 for history, found in self.parts
             ]
             selected = self._selected[(field_name, id(where))] = (where, chosen)
@@ -233,7 +228,7 @@ class SeriesWindow:
         for history, columns in self._columns(field_name, where):
             low, high = history.span(after, until)
             if low < high:
-                for column in columns:
+                for _, column in columns:
                     total += column[high] - column[low]
         return total
 
@@ -241,12 +236,9 @@ class SeriesWindow:
         self, field_name: str, where: Filter, after: datetime, until: datetime
     ) -> float | None:
         best: tuple[float, float] | None = None
-        for history, series_list in self.parts:
+        for history, columns in self._columns(field_name, where):
             low, high = history.span(after, until)
-            for series in series_list:
-                column = series.sums.get(field_name)
-                if column is None or not series.matches(where):
-                    continue
+            for series, column in columns:
                 for index in range(high - 1, low - 1, -1):
                     if series.present[index + 1] > series.present[index]:
                         stamp = history.times[index]

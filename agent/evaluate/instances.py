@@ -98,8 +98,10 @@ def advance(
         and judgement.value is not None
         and instance.state.unavailable_since is None
     ):
-        # the summary tells today's value, not the one of the moment it fired
-        instance.annotations = _annotations(rule, instance, judgement, link, error)
+        # the summary tells today's value, not the one of the moment it fired (rendered
+        # again only when there is something new to tell)
+        if judgement.value != previous.value or judgement.details:
+            instance.annotations = _annotations(rule, instance, judgement, link, error)
     elif instance.state.unavailable_since != previous.unavailable_since:
         # still firing, not re-announced: the blind spot shows on the instance only
         blind = instance.state.unavailable_since

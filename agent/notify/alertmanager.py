@@ -13,6 +13,7 @@ again every ``resend`` (default 1m) while it fires, as Prometheus does.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from apprise.decorators import notify
 from agent.durations import parse_duration
 from agent.notify.destination import Destination, Part
 from agent.notify.links import Links
-from agent.notify.message import AlertSnapshot, Message
+from agent.notify.message import AlertSnapshot, Message, number_text
 from agent.redact import redact, register_secret
 
 log = structlog.get_logger("agent.notify")
@@ -58,21 +59,21 @@ def _rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
-def _number(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+def label_name(name: str) -> str:
+    """Alertmanager takes ``[a-zA-Z_][a-zA-Z0-9_]*``; a rule's label may be freer."""
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return f"_{cleaned}" if not cleaned or cleaned[0].isdigit() else cleaned
 
 
 def am_alert(alert: AlertSnapshot, links: Links, now: float) -> dict[str, Any]:
     """One alert as Alertmanager's API takes it."""
-    labels = {k: v for k, v in alert.named_labels().items() if v}
+    labels = {label_name(k): v for k, v in alert.named_labels().items() if v}
     notes = {k: v for k, v in alert.annotations.items() if v}
     page, console = links.alert_page(alert.fingerprint), links.stack_page(alert)
     extra = {
         "state": alert.state,
-        "value": _number(alert.value),
-        "threshold": _number(alert.threshold),
+        "value": number_text(alert.value),
+        "threshold": number_text(alert.threshold),
         "stackwatch_fingerprint": alert.fingerprint,
         "stackwatch_url": page,
         "contentstack_url": console,

@@ -18,6 +18,15 @@ NotifyState = Literal["firing", "nodata", "error", "resolved"]
 Reading = tuple[str, float | None, dict[str, str]]
 
 
+def number_text(value: float | None) -> str | None:
+    """A value as a message shows it: whole numbers whole, others to 4 significant digits."""
+    if value is None:
+        return None
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
 @dataclass
 class Alert:
     """One alert instance as notify knows it: the record every notify view extends

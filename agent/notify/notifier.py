@@ -118,7 +118,11 @@ class Notifier:
         without a transition, so reminders and acks tell today's value. Call inside the
         cycle's ``store.tx()``."""
         with self.store.tx() as conn:
-            storage.refresh_readings(conn, readings)
+            for fingerprint, value, annotations in readings:
+                alert = storage.alert(conn, fingerprint)
+                if alert is not None and alert.state == AlertState.FIRING.value:
+                    alert.value, alert.annotations = value, dict(annotations)
+                    storage.save_alert(conn, alert)
 
     def tick(self) -> int:
         """Advance timers (group wait/interval, repeat, escalation, silence expiry) and
@@ -173,12 +177,9 @@ class Notifier:
         if changes:
             self.submit(changes)
             for change in changes:
-                log.warning(
-                    "channel_undeliverable"
-                    if change.state == AlertState.FIRING
-                    else "channel_delivers_again",
-                    channel=change.labels["channel"],
-                )
+                lost = change.state == AlertState.FIRING
+                event = "channel_undeliverable" if lost else "channel_delivers_again"
+                log.warning(event, channel=change.labels["channel"])
 
     def run_once(self, max_items: int = 100) -> DeliveryReport:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""

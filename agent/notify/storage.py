@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.notify.message import Reading
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
@@ -83,15 +82,6 @@ def save_alert(conn: Conn, alert: TrackedAlert) -> None:
             json.dumps(alert.routes),
             alert.suppressed,
         ),
-    )
-
-
-def refresh_readings(conn: Conn, readings: Iterable[Reading]) -> None:
-    """The current value and annotations of firing alerts, for reminders and acks."""
-    conn.executemany(
-        "UPDATE notify_alerts SET value = ?, annotations = ? WHERE fingerprint = ? "
-        "AND state = 'firing'",
-        [(value, json.dumps(notes, sort_keys=True), fp) for fp, value, notes in readings],
     )
 
 
@@ -437,8 +427,8 @@ def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
     """The newest outbox rows (dead letters too) about an alert, newest first."""
     return conn.execute(
         "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
-        "FROM notify_outbox WHERE instr(payload, ?) > 0 ORDER BY id DESC LIMIT ?",
-        (json.dumps({"fingerprint": fingerprint}, separators=(",", ":"))[1:-1], limit),
+        "FROM notify_outbox WHERE instr(' ' || subjects || ' ', ?) ORDER BY id DESC LIMIT ?",
+        (f" {fingerprint} ", limit),
     ).fetchall()
 
 

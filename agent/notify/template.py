@@ -23,7 +23,7 @@ from agent.notify.config import TemplateKind, TemplateOverrides
 from agent.notify.defaults import DEFAULTS
 from agent.notify.destination import Destination, Part
 from agent.notify.links import Links
-from agent.notify.message import AlertSnapshot, Message
+from agent.notify.message import AlertSnapshot, Message, number_text
 from agent.redact import redact
 
 log = structlog.get_logger("agent.notify")
@@ -32,14 +32,6 @@ _EMOJI = {"firing": "🔴", "nodata": "⚪", "error": "🟠", "resolved": "✅"}
 _HIDDEN_LABELS = {"alertname", "severity"}
 
 _APPRISE_FORMAT = {"markdown": "markdown", "html": "html", "text": "text", "short": "text"}
-
-
-def _number(value: float | None) -> str | None:
-    if value is None:
-        return None
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
 
 
 def _band(annotations: dict[str, str]) -> str | None:
@@ -131,8 +123,8 @@ class Renderer:
             "annotations": dict(notes),
             "summary": notes.get("summary") or alert.alertname,
             "description": notes.get("description"),
-            "value": _number(alert.value),
-            "threshold": _number(alert.threshold),
+            "value": number_text(alert.value),
+            "threshold": number_text(alert.threshold),
             "band": _band(notes),
             "link": link,
             "runbook": runbook,

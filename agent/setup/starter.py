@@ -185,6 +185,8 @@ automations_projects = []
 [agent]
 rule_paths = ["rules"]
 state_path = "stackwatch.db"
+# where people reach this daemon's pages: messages then link each alert's page
+# external_url = "https://stackwatch.example.com"
 
 [notify]
 

@@ -67,6 +67,8 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
         self.keys: list[str | None] = []
+        #: when each post arrived (``time.time()``)
+        self.received: list[float] = []
         self.failed = 0
         self.mode = "ok"
         self.holding = threading.Event()
@@ -91,6 +93,7 @@ class WebhookReceiver:
                     else:
                         receiver.posts.append(payload)
                         receiver.keys.append(self.headers.get("Idempotency-Key"))
+                        receiver.received.append(time.time())
                 if mode == "hold":
                     receiver.holding.set()
                     receiver.release.wait(60)

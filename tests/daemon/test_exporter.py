@@ -19,9 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from agent.clock import ManualClock
+from agent.collect.models import Metric, Sample
+from agent.daemon.exporter import ContentstackCollector, stack_label
 from agent.daemon.grouping import group_rules
 from agent.daemon.http_api import ApiServer
+from agent.evaluate.engine import Engine
+from agent.evaluate.history import QueryHistory
+from agent.evaluate.sources import MemorySource
 from tests.binaries import free_port, get_json, require, running, wait_until
 
 from .support import AUTHTOKEN, MOBILE, ROOT, WEBSITE, daemon_on_simulator
@@ -193,3 +200,45 @@ def test_every_metric_the_dashboard_charts_is_served(served: Served):
     assert {"stackwatch_contentstack_requests", "stackwatch_ready"} <= named
     for panel in dashboard["panels"]:
         assert panel.get("title") and panel.get("type"), panel
+
+
+def _engine_with(histories: dict[tuple[object, ...], list[tuple[datetime, str]]]) -> Engine:
+    """An engine whose columns hold, per query key, rows of (bucket, status) with count 1."""
+    engine = Engine([], MemorySource([]), stack_names={WEBSITE: "Website"})
+    for key, rows in histories.items():
+        history = QueryHistory()
+        samples = [
+            Sample("http-statuses", at, {"service": "cdn", "status": status}, {"count": 1.0})
+            for at, status in rows
+        ]
+        history.merge(samples, NOW.date(), NOW.date(), NOW)
+        engine.history[key] = history
+    return engine
+
+
+def test_one_series_per_stack_from_the_least_filtered_query_and_no_api_key():
+    minute = datetime(2024, 6, 15, 11, 58, tzinfo=UTC)
+    later = datetime(2024, 6, 15, 11, 59, tzinfo=UTC)
+    every = [(minute, "200"), (minute, "503"), (later, "200")]
+    engine = _engine_with(
+        {
+            ("analytics", Metric.HTTP_STATUSES, "minute", WEBSITE, ()): every,
+            # a rule filtering on 503 asks a query of its own: not exported twice
+            ("analytics", Metric.HTTP_STATUSES, "minute", WEBSITE, (("httpStatusCode", "503"),)): [
+                (later, "503")
+            ],
+            ("analytics", Metric.HTTP_STATUSES, "minute", "bltunnamed0000", ()): every,
+            ("analytics", Metric.HTTP_STATUSES, "minute", None, ()): every,
+        }
+    )
+    registry = CollectorRegistry()
+    registry.register(ContentstackCollector(lambda: engine, ManualClock(NOW)))
+    text = generate_latest(registry).decode()
+    requests = _samples(text, "stackwatch_contentstack_requests")
+    website = {
+        labels["status_class"]: value for labels, value in requests if labels["stack"] == "Website"
+    }
+    assert website == {"2xx": 1.0}  # the 11:59 bucket of the unfiltered query
+    stacks = {labels["stack"] for labels, _ in requests}
+    assert stacks == {"Website", "all", stack_label("bltunnamed0000", {})}
+    assert "bltunnamed0000" not in text and WEBSITE not in text

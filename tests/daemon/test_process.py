@@ -73,6 +73,7 @@ def test_fire_reload_and_stop(tmp_path: Path, hook: WebhookReceiver) -> None:
         try:
             url = daemon.url
             wait_until(lambda: daemon.get("/readyz")[0] == 200, 60, "/readyz 200")
+            wait_until(lambda: _cycles(daemon) >= 1, 60, "a first cycle")  # (ready before it)
             status, metrics = daemon.get("/metrics")
             assert status == 200
             assert b"stackwatch_evaluations_total" in metrics

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from agent.clock import ManualClock
+from agent.notify.alertmanager import am_alert
 from agent.notify.links import Links
+from agent.notify.message import AlertSnapshot
 from tests.binaries import free_port, get_json, require, running, wait_until
 from tests.conftest import HttpReceiver, serve_receiver
 
@@ -195,3 +197,14 @@ def test_reposts_while_firing_past_acks_and_stops_when_resolved(
     assert len(posts()) == count  # resolved: no more posts
     auth = [r.headers.get("Authorization", "") for r in http_receiver.requests]
     assert all(value.startswith("Basic ") for value in auth)
+
+
+def test_label_names_alertmanager_would_refuse_are_made_valid():
+    alert = AlertSnapshot(
+        "fp", "r", {"alertname": "r", "automation-title": "x", "1st": "y"}, {}, "firing", 1
+    )
+    assert am_alert(alert, Links(), 0.0)["labels"] == {
+        "alertname": "r",
+        "automation_title": "x",
+        "_1st": "y",
+    }

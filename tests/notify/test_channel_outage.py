@@ -147,3 +147,23 @@ def test_past_the_maximum_age_a_dead_letter_a_log_line_a_metric_and_a_meta_alert
 
 def heard_meta(titles):
     return [m.group(1) for t in titles if (m := TITLE.match(t)) and m.group(2) == UNDELIVERABLE]
+
+
+def test_a_row_leased_by_a_dead_deliverer_holds_back_the_later_rows_of_its_alert(
+    make_notifier, alerts, clock, http_receiver
+):
+    first = make_notifier(config(http_receiver))
+    first.submit([alerts.t(name, "firing", stack="prod") for name in ("Alpha", "Bravo")])
+    first.tick()
+    [held] = first.outbox.claim(1)  # ...and this deliverer dies holding it
+    name = "Alpha" if "Alpha" in held["payload"] else "Bravo"
+    other = "Bravo" if name == "Alpha" else "Alpha"
+    run_beat(first, clock, 60)
+    assert heard(http_receiver) == {other: ["FIRING"]}
+    first.submit([alerts.t(name, "resolved", stack="prod")])
+
+    second = make_notifier(config(http_receiver))  # a new process, same SQLite file
+    run_beat(second, clock, 60)
+    assert heard(http_receiver) == {other: ["FIRING"]}  # the resolution waits for the lease
+    run_beat(second, clock, 300)  # the dead deliverer's lease expires
+    assert heard(http_receiver) == {other: ["FIRING"], name: ["FIRING", "RESOLVED"]}

@@ -4,6 +4,8 @@ its pages asked through ``WebUI.handle`` as the daemon's HTTP server asks them."
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -246,6 +248,7 @@ def test_silence_and_expire_through_the_forms(site: Site) -> None:
     assert site.daemon.operations().silences() == []
     actions = [row["action"] for row in site.daemon.operations().audit_trail(10)]
     assert actions == ["silence_expire", "silence_add"]
+    assert "matchers: alertname=cdn-5xx, service=cdn; via: web" in site.get("/audit").body.decode()
     again = site.post(f"/silences/{silence.id}/expire", {"csrf": site.csrf()}, cookie=cookie)
     assert again.status == 404 and "no active silence" in again.body.decode()
 
@@ -316,3 +319,15 @@ def test_an_alert_only_notify_knows_has_its_page(site: Site) -> None:
     assert page.status == 200 and "StackwatchConfigInvalid" in text
     assert "rejected its new configuration" in text and "No values stored yet." in text
     assert 'id="ack-form"' in text  # firing: it can be acknowledged
+
+
+def test_the_web_package_never_imports_the_daemon() -> None:
+    # the daemon imports agent.web and hands it what it needs: no arrow back
+    code = (
+        "import sys, agent.web\n"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.daemon')))"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert shown.stdout.strip() == "[]"

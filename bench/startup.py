@@ -1,0 +1,95 @@
+"""Start-up of the real daemon (``stackwatch run``) against the simulator process.
+
+Measured from the moment the process is spawned: when ``/readyz`` first answers 200,
+and when every rule group has finished its first cycle (its evaluations counter in
+``/metrics``). The first cycle's API time is the floor the API sets: the requests it
+made at the simulator at 10 per second, plus one job's latency.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.simproc import SimulatorProcess
+
+#: the API's rate limit, requests per second
+RATE = 10.0
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return 0, ""
+
+
+def _groups_done(metrics: str) -> int:
+    done = set()
+    for line in metrics.splitlines():
+        if line.startswith("stackwatch_evaluations_total{") and float(line.rsplit(" ", 1)[1]):
+            done.add(line.split('group="', 1)[1].split('"', 1)[0])
+    return len(done)
+
+
+def measure_startup(
+    config: Path, sim: SimulatorProcess, groups: int, job_duration: float
+) -> dict[str, Any]:
+    folder = config.parent
+    (folder / "state.db").unlink(missing_ok=True)
+    run_config = folder / "run.toml"
+    run_config.write_text(
+        config.read_text()
+        .replace("http://127.0.0.1:9", sim.url)
+        .replace("[agent]\n", "[agent]\nhttp_port = 0\n")
+        .replace('log_level = "warning"', 'log_level = "info"')
+    )
+    sim.clear()
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(run_config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found: dict[str, str] = {}
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if '"daemon_started"' in line:
+                found["url"] = json.loads(line)["http"]
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while "url" not in found:
+            if process.poll() is not None:
+                raise RuntimeError(f"stackwatch run exited with {process.returncode}")
+            time.sleep(0.01)
+        url = found["url"]
+        while _get(url + "/readyz")[0] != 200:
+            time.sleep(0.02)
+        ready = time.perf_counter() - started
+        while _groups_done(_get(url + "/metrics")[1]) < groups:
+            time.sleep(0.05)
+        first_cycle = time.perf_counter() - started
+        requests = len(sim.arrivals())
+    finally:
+        process.terminate()
+        process.wait(60)
+    return {
+        "ready": ready,
+        "first_cycle": first_cycle,
+        "api_time": requests / RATE + job_duration,
+        "startup_requests": requests,
+    }

@@ -1,0 +1,218 @@
+"""Detection latency: from the retrieve that brings an incident's data to its notification.
+
+    python -m bench.latency [--rounds 10] [--stacks 10] [--out bench/RESULTS.md]
+
+The real daemon (``stackwatch run``) watches the simulator (both at 60× speed from one
+origin, so an agent minute lasts a second) with one 5xx-share rule over every stack,
+``for`` 0, notifying a webhook receiver on 127.0.0.1 (``group_wait`` 0). Each round, a
+5xx spike begins on every stack at once and ends two agent minutes later. For each
+FIRING notification, the latency is its arrival at the receiver minus the arrival at
+the simulator of the last Retrieve Data request before it: the end of the fetch of the
+cycle that fired it (evaluation, commit and delivery are what is left). Wall clocks on
+one machine (``time.monotonic``). Prints p50/p99 and the count, and adds them to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from bisect import bisect_right
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from agent.clock import shared_clock
+from agent.simulator import Incident, Scenario, Simulator, Stack
+
+SPEED = 60.0
+AUTHTOKEN = "bench-token"
+ORGANIZATION = "bench-org"
+
+
+class Receiver:
+    """Webhook posts with their arrival time."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[float, str]] = []
+        lock = threading.Lock()
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                arrived = time.monotonic()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    posts.append((arrived, body.decode(errors="replace")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def firing(self) -> list[float]:
+        return [at for at, text in list(self.posts) if "FIRING" in text and "cdn-5xx" in text]
+
+
+def config_text(sim_url: str, hook_port: int, origin: datetime, stacks: list[str]) -> str:
+    table = "\n".join(f'"{key}" = "{key}"' for key in stacks)
+    return f"""
+[contentstack]
+organization_uid = "{ORGANIZATION}"
+authtoken = "{AUTHTOKEN}"
+analytics_base_url = "{sim_url}"
+automations_base_url = "{sim_url}"
+[contentstack.stacks]
+{table}
+[agent]
+rule_paths = ["rules"]
+state_path = "state.db"
+http_port = 0
+log_level = "warning"
+clock_speed = {SPEED}
+clock_origin = "{origin.isoformat()}"
+[[notify.channels]]
+name = "hook"
+urls = ["json://127.0.0.1:{hook_port}/"]
+[notify.route]
+channels = ["hook"]
+group_by = ["alertname", "stack"]
+group_wait = "0s"
+"""
+
+
+RULE = """
+[[rule]]
+name = "cdn-5xx"
+severity = "critical"
+interval = "20s"
+[rule.query]
+metric = "status_codes"
+services = ["cdn"]
+stacks = {stacks}
+window = "1m"
+[rule.value]
+function = "ratio"
+numerator = {{ status = "5xx" }}
+min_denominator = 10
+[rule.condition]
+type = "threshold"
+op = ">"
+value = 0.05
+[rule.clear]
+op = "<"
+value = 0.02
+"""
+
+
+def measure(rounds: int, stack_count: int) -> dict[str, Any]:
+    origin = datetime.now(UTC)
+    stacks = [f"blt_latency_{i:02d}" for i in range(stack_count)]
+    scenario = Scenario(name="latency", seed=5, stacks=[Stack(key, key, 1.0) for key in stacks])
+    receiver = Receiver()
+    with (
+        Simulator(
+            scenario,
+            clock=shared_clock(SPEED, origin),
+            authtoken=AUTHTOKEN,
+            organization_uid=ORGANIZATION,
+            job_duration=0.0,
+        ) as sim,
+        tempfile.TemporaryDirectory(prefix="stackwatch-latency-") as folder,
+    ):
+        root = Path(folder)
+        (root / "rules").mkdir()
+        (root / "rules" / "latency.toml").write_text(RULE.format(stacks=json.dumps(stacks)))
+        config = root / "config.toml"
+        config.write_text(config_text(sim.url, receiver.server.server_address[1], origin, stacks))
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            time.sleep(3 * 60 / SPEED)  # a few agent minutes of normal traffic first
+            for _ in range(rounds):
+                expected = len(receiver.firing()) + stack_count
+                for key in stacks:
+                    sim.add_incident(
+                        Incident(
+                            "5xx_spike",
+                            timedelta(0),
+                            timedelta(minutes=2),
+                            stack=key,
+                            service="cdn",
+                            magnitude=0.3,
+                        )
+                    )
+                deadline = time.monotonic() + 60
+                while len(receiver.firing()) < expected and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(3 * 60 / SPEED)  # the spike ends and the alerts resolve
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+        retrieves = sorted(
+            r.received_at for r in sim.requests if r.path.endswith("/data") and r.status == 200
+        )
+    latencies = []
+    for arrived in receiver.firing():
+        index = bisect_right(retrieves, arrived)
+        if index:
+            latencies.append(arrived - retrieves[index - 1])
+    latencies.sort()
+    return {
+        "count": len(latencies),
+        "expected": rounds * stack_count,
+        "p50": statistics.median(latencies) if latencies else None,
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--stacks", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    args = parser.parse_args()
+    result = measure(args.rounds, args.stacks)
+    p50, p99 = (
+        f"{result[q] * 1000:.0f} ms" if result[q] is not None else "–" for q in ("p50", "p99")
+    )
+    text = "\n".join(
+        [
+            "## Detection latency",
+            "",
+            f"`python -m bench.latency --rounds {args.rounds} --stacks {args.stacks}` on "
+            f"{platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: from the last Retrieve Data of the cycle "
+            "that fired to the FIRING post at a local webhook receiver.",
+            "",
+            "| incidents notified | p50 | p99 | target |",
+            "|---|---|---|---|",
+            f"| {result['count']} of {result['expected']} | {p50} | {p99} | p99 ≤ 1 s |",
+            "",
+        ]
+    )
+    print(text)
+    previous = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(text + "\n\n" + previous)
+
+
+if __name__ == "__main__":
+    main()

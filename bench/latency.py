@@ -32,10 +32,13 @@ from typing import Any
 
 from agent.clock import shared_clock
 from agent.simulator import Incident, Scenario, Simulator, Stack
+from bench.rulemix import TEMPLATES, write_setup
+from bench.simproc import AUTHTOKEN, ORGANIZATION, stack_key
+
+MINUTE = timedelta(minutes=1)
 
 SPEED = 60.0
-AUTHTOKEN = "bench-token"
-ORGANIZATION = "bench-org"
+RULE_NAME = "latency-5xx"
 
 
 class Receiver:
@@ -63,63 +66,42 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def firing(self) -> list[float]:
-        return [at for at, text in list(self.posts) if "FIRING" in text and "cdn-5xx" in text]
+        return [at for at, text in list(self.posts) if "FIRING" in text and RULE_NAME in text]
 
 
-def config_text(sim_url: str, hook_port: int, origin: datetime, stacks: list[str]) -> str:
-    table = "\n".join(f'"{key}" = "{key}"' for key in stacks)
-    return f"""
-[contentstack]
-organization_uid = "{ORGANIZATION}"
-authtoken = "{AUTHTOKEN}"
-analytics_base_url = "{sim_url}"
-automations_base_url = "{sim_url}"
-[contentstack.stacks]
-{table}
-[agent]
-rule_paths = ["rules"]
-state_path = "state.db"
-http_port = 0
-log_level = "warning"
-clock_speed = {SPEED}
-clock_origin = "{origin.isoformat()}"
-[[notify.channels]]
-name = "hook"
-urls = ["json://127.0.0.1:{hook_port}/"]
-[notify.route]
-channels = ["hook"]
-group_by = ["alertname", "stack"]
-group_wait = "0s"
-"""
+def write_config(folder: Path, sim_url: str, hook_port: int, origin: datetime, stacks: int) -> Path:
+    """The bench's setup (``rulemix``) at 60× with one 5xx-share rule over every stack."""
+    config = write_setup(folder, 0, stacks, sim_url)
+    config.write_text(
+        config.read_text()
+        .replace(
+            "[agent]\n",
+            f"[agent]\nhttp_port = 0\nclock_speed = {SPEED}\n"
+            f'clock_origin = "{origin.isoformat()}"\n',
+        )
+        .replace("json://127.0.0.1:9/", f"json://127.0.0.1:{hook_port}/")
+        .replace(
+            "[notify.route]\n",
+            '[notify.route]\ngroup_by = ["alertname", "stack"]\ngroup_wait = "0s"\n',
+        )
+    )
+    _, ratio = TEMPLATES[0]  # the 5xx share of CDN answers, fired at once, every 20 agent seconds
+    body = ratio.replace('for = "2m"', 'interval = "20s"')
+    # (the simulator's quiet hours bring fewer than 50 CDN answers a minute)
+    body = body.replace("min_denominator = 50", "min_denominator = 10").format(
+        stacks=json.dumps([stack_key(i) for i in range(stacks)]), window="1m", threshold=0.05
+    )
+    (folder / "rules" / "bench.toml").write_text(f'[[rule]]\nname = "{RULE_NAME}"\n{body}')
+    return config
 
 
-RULE = """
-[[rule]]
-name = "cdn-5xx"
-severity = "critical"
-interval = "20s"
-[rule.query]
-metric = "status_codes"
-services = ["cdn"]
-stacks = {stacks}
-window = "1m"
-[rule.value]
-function = "ratio"
-numerator = {{ status = "5xx" }}
-min_denominator = 10
-[rule.condition]
-type = "threshold"
-op = ">"
-value = 0.05
-[rule.clear]
-op = "<"
-value = 0.02
-"""
+def spike(stack: str) -> Incident:
+    return Incident("5xx_spike", timedelta(0), 2 * MINUTE, stack, "cdn", 0.3)
 
 
 def measure(rounds: int, stack_count: int) -> dict[str, Any]:
     origin = datetime.now(UTC)
-    stacks = [f"blt_latency_{i:02d}" for i in range(stack_count)]
+    stacks = [stack_key(i) for i in range(stack_count)]
     scenario = Scenario(name="latency", seed=5, stacks=[Stack(key, key, 1.0) for key in stacks])
     receiver = Receiver()
     with (
@@ -133,10 +115,7 @@ def measure(rounds: int, stack_count: int) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="stackwatch-latency-") as folder,
     ):
         root = Path(folder)
-        (root / "rules").mkdir()
-        (root / "rules" / "latency.toml").write_text(RULE.format(stacks=json.dumps(stacks)))
-        config = root / "config.toml"
-        config.write_text(config_text(sim.url, receiver.server.server_address[1], origin, stacks))
+        config = write_config(root, sim.url, receiver.server.server_address[1], origin, stack_count)
         daemon = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
@@ -147,17 +126,8 @@ def measure(rounds: int, stack_count: int) -> dict[str, Any]:
             time.sleep(3 * 60 / SPEED)  # a few agent minutes of normal traffic first
             for _ in range(rounds):
                 expected = len(receiver.firing()) + stack_count
-                for key in stacks:
-                    sim.add_incident(
-                        Incident(
-                            "5xx_spike",
-                            timedelta(0),
-                            timedelta(minutes=2),
-                            stack=key,
-                            service="cdn",
-                            magnitude=0.3,
-                        )
-                    )
+                for key in stacks:  # two agent minutes of 30 % 5xx on each stack's CDN
+                    sim.add_incident(spike(key))
                 deadline = time.monotonic() + 60
                 while len(receiver.firing()) < expected and time.monotonic() < deadline:
                     time.sleep(0.05)

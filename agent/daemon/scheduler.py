@@ -131,6 +131,11 @@ class EvaluationScheduler:
             executor="beat",
             misfire_grace_time=None,
             replace_existing=True,
+            # scheduled from the ``finally`` of the run before, which has not returned yet:
+            # on a busy machine the successor falls due first, and with one instance
+            # allowed it would be skipped and, a one-shot trigger, the beat gone for good.
+            # Its one thread still runs beats one at a time.
+            max_instances=2,
         )
 
     def _wrap(self, job_id: str, body: Callable[[], None]) -> Callable[[], None]:

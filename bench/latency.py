@@ -33,7 +33,9 @@ from typing import Any
 from agent.clock import shared_clock
 from agent.simulator import Incident, Scenario, Simulator, Stack
 from bench.rulemix import TEMPLATES, write_setup
-from bench.simproc import AUTHTOKEN, ORGANIZATION, stack_key
+from bench.simproc import AUTHTOKEN as TOKEN
+from bench.simproc import ORGANIZATION as ORG
+from bench.simproc import stack_key
 
 MINUTE = timedelta(minutes=1)
 
@@ -104,16 +106,9 @@ def measure(rounds: int, stack_count: int) -> dict[str, Any]:
     stacks = [stack_key(i) for i in range(stack_count)]
     scenario = Scenario(name="latency", seed=5, stacks=[Stack(key, key, 1.0) for key in stacks])
     receiver = Receiver()
-    with (
-        Simulator(
-            scenario,
-            clock=shared_clock(SPEED, origin),
-            authtoken=AUTHTOKEN,
-            organization_uid=ORGANIZATION,
-            job_duration=0.0,
-        ) as sim,
-        tempfile.TemporaryDirectory(prefix="stackwatch-latency-") as folder,
-    ):
+    clock = shared_clock(SPEED, origin)
+    world = Simulator(scenario, clock=clock, authtoken=TOKEN, organization_uid=ORG, job_duration=0)
+    with world as sim, tempfile.TemporaryDirectory(prefix="stackwatch-latency-") as folder:
         root = Path(folder)
         config = write_config(root, sim.url, receiver.server.server_address[1], origin, stack_count)
         daemon = subprocess.Popen(

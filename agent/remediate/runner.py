@@ -41,6 +41,7 @@ from agent.store import Store
 
 log = structlog.get_logger("agent.remediate")
 
+
 class AlertHealth(Protocol):
     """What the runner asks of evaluate at the moment it acts."""
 

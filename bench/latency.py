@@ -5,7 +5,8 @@
 The real daemon (``stackwatch run``) watches the simulator (both at 60× speed from one
 origin, so an agent minute lasts a second) with one 5xx-share rule over every stack,
 ``for`` 0, notifying a webhook receiver on 127.0.0.1 (``group_wait`` 0). Each round, a
-5xx spike begins on every stack at once and ends two agent minutes later. For each
+5xx spike begins on every stack at once and ends six agent minutes later; the next round
+begins once every alert has resolved (or a minute has passed). For each
 FIRING notification, the latency is its arrival at the receiver minus the arrival at
 the simulator of the last Retrieve Data request before it: the end of the fetch of the
 cycle that fired it (evaluation, commit and delivery are what is left). Wall clocks on
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +39,9 @@ from bench.simproc import AUTHTOKEN as TOKEN
 from bench.simproc import ORGANIZATION as ORG
 from bench.simproc import stack_key
 
-MINUTE = timedelta(minutes=1)
+#: how long a spike lasts: longer than a cycle takes at 60× (its requests go at 10 per
+#: second of real time: 10 stacks' queries take about 3 agent minutes)
+SPIKE = timedelta(minutes=6)
 
 SPEED = 60.0
 RULE_NAME = "latency-5xx"
@@ -68,7 +72,16 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def firing(self) -> list[float]:
-        return [at for at, text in list(self.posts) if "FIRING" in text and RULE_NAME in text]
+        return self.arrivals("FIRING")
+
+    def arrivals(self, state: str) -> list[float]:
+        return [at for at, text in list(self.posts) if state in text and RULE_NAME in text]
+
+
+def wait_for(count: Callable[[], int], wanted: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while count() < wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def write_config(folder: Path, sim_url: str, hook_port: int, origin: datetime, stacks: int) -> Path:
@@ -98,7 +111,7 @@ def write_config(folder: Path, sim_url: str, hook_port: int, origin: datetime, s
 
 
 def spike(stack: str) -> Incident:
-    return Incident("5xx_spike", timedelta(0), 2 * MINUTE, stack, "cdn", 0.3)
+    return Incident("5xx_spike", timedelta(0), SPIKE, stack, "cdn", 0.3)
 
 
 def measure(rounds: int, stack_count: int) -> dict[str, Any]:
@@ -120,13 +133,12 @@ def measure(rounds: int, stack_count: int) -> dict[str, Any]:
         try:
             time.sleep(3 * 60 / SPEED)  # a few agent minutes of normal traffic first
             for _ in range(rounds):
-                expected = len(receiver.firing()) + stack_count
-                for key in stacks:  # two agent minutes of 30 % 5xx on each stack's CDN
+                fired = len(receiver.firing()) + stack_count
+                resolved = len(receiver.arrivals("RESOLVED")) + stack_count
+                for key in stacks:  # 30 % 5xx on each stack's CDN
                     sim.add_incident(spike(key))
-                deadline = time.monotonic() + 60
-                while len(receiver.firing()) < expected and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                time.sleep(3 * 60 / SPEED)  # the spike ends and the alerts resolve
+                wait_for(lambda: len(receiver.firing()), fired)
+                wait_for(lambda: len(receiver.arrivals("RESOLVED")), resolved)
         finally:
             daemon.terminate()
             daemon.wait(60)

@@ -19,11 +19,11 @@ from agent.clock import OffsetClock, SystemClock
 from agent.collect import ContentstackError
 from agent.config import ConfigError
 from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source, evaluate_once
-from agent.evaluate.loader import RulesInvalid, rule_files
+from agent.evaluate.loader import RulesInvalid
 from agent.evaluate.testing import find_test_files, run_test_file
 from agent.logs import configure_logging
 from agent.redact import redact
-from agent.wiring import build_pipeline, load_config, load_rule_set
+from agent.wiring import build_pipeline, check, load_config
 
 DEFAULT_CONFIG = Path("config.toml")
 #: shipped inside the package, so ``stackwatch demo`` works from any directory
@@ -234,10 +234,7 @@ def cmd_with_settings(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    rules = load_rule_set(settings)
-    files = rule_files(settings.agent.rule_paths)
-    print(f"OK: config valid, {len(rules)} rules in {len(files)} files")
+    print(check(_settings(args)))
     return 0
 
 

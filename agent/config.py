@@ -16,16 +16,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from agent.durations import lenient_duration
 from agent.notify.config import NotifyConfig
 from agent.redact import register_secret
 from agent.remediate.config import RemediateConfig
-from agent.secretfiles import read_secret, relative_to
+from agent.secretfiles import check_header_value, read_secret, relative_to
 from agent.tomlpos import locate
 from agent.tomlread import TomlProblem, read_toml
 
@@ -70,6 +70,8 @@ DEFAULT_OAUTH_TOKEN_URL = "https://developerhub-api.contentstack.com/token"
 
 #: False while ``stackwatch login`` reads the config: the authtoken file is what it writes.
 _READ_AUTHTOKEN_FILE: ContextVar[bool] = ContextVar("read_authtoken_file", default=True)
+#: the config file's document, read and checked once by ``load_settings`` (None: no file)
+_DOCUMENT: ContextVar[dict[str, Any] | None] = ContextVar("config_document", default=None)
 
 
 class _Section(BaseModel):
@@ -117,6 +119,10 @@ class ContentstackSettings(_Section):
         for secret_value in (self.authtoken, self.oauth_client_secret):
             if secret_value is not None:
                 register_secret(secret_value.get_secret_value())
+        if self.authtoken is not None:
+            check_header_value(self.authtoken.get_secret_value(), "authtoken")
+        if self.organization_uid:
+            check_header_value(self.organization_uid, "organization_uid")
         if self.oauth_client_id and self.oauth_client_secret is None:
             raise ValueError("oauth_client_id is set but oauth_client_secret is missing")
         return self
@@ -158,6 +164,10 @@ class AgentSettings(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: a link put in alerts, e.g. to a dashboard; rules may override it.
     link: str | None = None
+    #: where people reach this daemon's pages (behind a proxy: its public address), e.g.
+    #: ``https://stackwatch.example.com``; messages then link ``<external_url>/alerts/<fp>``.
+    #: Unset: no such link (the listen address is rarely reachable from a phone).
+    external_url: str | None = Field(default=None, pattern=r"^https?://")
     #: how long the daemon keeps alert instances that stopped being evaluated and its
     #: audit trail (notify's tables follow ``[notify] retention``).
     retention: timedelta = timedelta(days=30)
@@ -228,14 +238,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = _CONFIG_PATH.get("path")
+        # the file comes last (the environment overrides it), as the document
+        # ``read_toml`` already parsed and checked: it is not read a second time
+        document = _DOCUMENT.get()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        if document is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=document))
         return tuple(sources)
-
-
-_CONFIG_PATH: dict[str, Path | None] = {"path": None}
 
 
 class ConfigError(Exception):
@@ -277,14 +286,14 @@ def load_settings(
         if required:
             raise ConfigError([f"{path}: config file not found"])
         path = None
-    text = ""
+    text, document = "", None
     if path is not None:
         try:
-            # checked before pydantic-settings parses the same text: nothing it meets can crash it
-            text, _document = read_toml(path)
+            # parsed once, and checked before any model sees it: nothing in it can crash them
+            text, document = read_toml(path)
         except TomlProblem as problem:
             raise ConfigError([f"{path}:{problem}"]) from None
-    _CONFIG_PATH["path"] = path
+    reading_document = _DOCUMENT.set(document)
     reading = _READ_AUTHTOKEN_FILE.set(read_authtoken_file)
     try:
         with relative_to(path.resolve().parent if path else None):
@@ -301,7 +310,7 @@ def load_settings(
     except ValueError as error:  # secret files and similar, raised outside field validation
         raise ConfigError([f"{path or 'environment'}: {error}"]) from None
     finally:
-        _CONFIG_PATH["path"] = None
+        _DOCUMENT.reset(reading_document)
         _READ_AUTHTOKEN_FILE.reset(reading)
     if path is not None:
         base = path.resolve().parent

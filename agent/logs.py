@@ -17,11 +17,22 @@ def _redact_event(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if isinstance(value, str):
-            event[key] = redact(value)
-        elif isinstance(value, BaseException):
-            event[key] = redact(str(value))
+        event[key] = _redacted(value)
     return event
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it masked, however deep (an action's ``detail``,
+    a list of problems): the renderer prints nested values as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, BaseException):
+        return redact(str(value))
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(item) for item in value]
+    return value
 
 
 class _CurrentStderr:

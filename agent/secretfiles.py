@@ -9,11 +9,14 @@ path, never the content.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+#: what an HTTP header value may hold here: visible ASCII, no spaces or line breaks.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _config_folder: ContextVar[Path | None] = ContextVar("config_folder", default=None)
 
 
@@ -46,3 +49,12 @@ def read_secret(path: Path, what: str) -> str:
     if not value:
         raise ValueError(f"{what} file {str(resolved)!r} is empty")
     return value
+
+
+def check_header_value(value: str, what: str) -> None:
+    """A clear error, at load time, for a credential no HTTP header can carry (else every
+    request would fail to encode); the value itself is never named."""
+    if not _HEADER_SAFE.fullmatch(value):
+        raise ValueError(
+            f"{what} must be visible ASCII characters without spaces: it is sent in an HTTP header"
+        )

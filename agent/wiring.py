@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
 from agent.collect import Clients, build_clients
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import REGION_HOSTS, ConfigError, Settings, load_settings
 from agent.evaluate.alerts import Transition
 from agent.evaluate.engine import Engine
-from agent.evaluate.loader import Problem, RulesInvalid, load_rules
+from agent.evaluate.loader import Problem, RulesInvalid, load_rules, rule_files
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
 from agent.notify.config import RouteConfig
+from agent.notify.links import Links
+from agent.notify.message import Reading
 from agent.store import Store
 
 if TYPE_CHECKING:
@@ -76,6 +78,14 @@ def load_rule_set(settings: Settings) -> list[Rule]:
     return rules
 
 
+def check(settings: Settings) -> str:
+    """What ``stackwatch check`` says of a valid configuration (config and every rule
+    file); raises ConfigError or RulesInvalid for a bad one."""
+    rules = load_rule_set(settings)
+    files = rule_files(settings.agent.rule_paths)
+    return f"OK: config valid, {len(rules)} rules in {len(files)} files"
+
+
 def _route_names(route: RouteConfig) -> set[str]:
     names = {route.name} if route.name else set()
     for child in route.routes:
@@ -115,6 +125,12 @@ class Pipeline:
         for reactor in self.reactors:
             reactor.submit(transitions)
 
+    def refresh(self, firing: Iterable[Reading]) -> None:
+        """Tell notify the current (fingerprint, value, annotations) of alerts that fire on
+        without a transition. Call inside ``store.tx()``, after ``react``."""
+        if self.notifier is not None:
+            self.notifier.refresh(firing)
+
     def take_over(self, previous: Pipeline) -> None:
         """Carry the previous pipeline's alert state into this one (rules whose meaning is
         unchanged keep it). Call while no cycle runs on ``previous``."""
@@ -149,12 +165,18 @@ def build_pipeline(
         raise ConfigError([problem])
     rules = load_rule_set(settings) if rules is None else rules
     notifier = None
-    if previous is not None and previous.notifier and previous.settings.notify == settings.notify:
+    links = _message_links(settings)
+    if (
+        previous is not None
+        and previous.notifier
+        and previous.settings.notify == settings.notify
+        and previous.notifier.links == links
+    ):
         notifier = previous.notifier
     elif store is not None:
         from agent.notify import Notifier  # Apprise comes with it: only where it sends
 
-        notifier = Notifier(settings.notify, store, clock)
+        notifier = Notifier(settings.notify, store, clock, links)
     if previous is not None and previous.settings.contentstack == settings.contentstack:
         clients, source = previous.clients, previous.engine.source
     else:
@@ -187,6 +209,13 @@ def build_pipeline(
             observe=observe_remediation,
         )
     return Pipeline(settings, clients, engine, notifier, remediator, hashes)
+
+
+def _message_links(settings: Settings) -> Links:
+    """Where messages point: this daemon's alert pages, the stacks in the region's
+    Contentstack app (the web app, not an API base URL a test may point elsewhere)."""
+    app_host = REGION_HOSTS[settings.contentstack.region][0]
+    return Links(external_url=settings.agent.external_url, contentstack_app=f"https://{app_host}")
 
 
 def _announcer(notifier: Notifier | None) -> Callable[[AlertContext, str], object] | None:

@@ -115,6 +115,27 @@ def test_a_secret_never_appears_in_a_config_error(tmp_path):
     assert "blt-very-secret-1" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('[contentstack]\nauthtoken = "bl\u00f6t-secret-2"\n', "authtoken"),
+        ('[contentstack]\nauthtoken = "blt secret 2"\n', "authtoken"),
+        ('[contentstack]\norganization_uid = "org\\n2"\n', "organization_uid"),
+        (
+            '[[remediate.actions]]\nname = "a"\nkind = "trigger"\ntrigger = "t"\n'
+            'http_key = "key\\r\\nx-evil: 1"\n',
+            "http_key",
+        ),
+    ],
+)
+def test_a_credential_no_header_can_carry_is_a_config_error(tmp_path, text, field):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    (problem,) = caught.value.problems
+    assert f"{field} must be visible ASCII characters without spaces" in problem
+    assert "secret" not in problem and "evil" not in problem  # the value is never shown
+
+
 def test_missing_file_is_fine_unless_named(tmp_path):
     assert load_settings(tmp_path / "absent.toml").contentstack.region == "aws-na"
     with pytest.raises(ConfigError, match="config file not found"):

@@ -87,7 +87,9 @@ def test_hostile_config_file_is_a_config_error(case: str, tmp_path: Path) -> Non
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.binary(max_size=300))
 def test_random_bytes_give_problems_never_an_exception(tmp_path: Path, data: bytes) -> None:
@@ -109,7 +111,9 @@ TOMLISH = st.lists(
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(TOMLISH)
 def test_random_tomlish_text_gives_problems_never_an_exception(tmp_path: Path, text: str) -> None:

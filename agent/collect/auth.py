@@ -64,7 +64,8 @@ class NoAuth:
 class _TokenAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    access_token: str = Field(min_length=1)
+    # it goes out in an Authorization header: visible ASCII only (no spaces, no newlines)
+    access_token: str = Field(pattern=r"^[\x21-\x7e]+$")
     expires_in: float | None = None
     token_type: str | None = None
     organization_uid: str | None = None
@@ -125,7 +126,7 @@ class OAuthClientCredentials:
             token = _TokenAnswer.model_validate(answer)
         except ValidationError:
             raise MalformedResponse(
-                "OAuth token answer has no access_token", endpoint="POST token"
+                "OAuth token answer has no usable access_token", endpoint="POST token"
             ) from None
         register_secret(token.access_token)
         lifetime = token.expires_in

@@ -25,6 +25,7 @@ from agent.collect.errors import (
     MalformedResponse,
     error_for_status,
 )
+from agent.collect.health import ApiHealth
 from agent.collect.ratelimit import RateLimiter, shared_limiter
 from agent.config import ContentstackSettings
 
@@ -83,6 +84,7 @@ class HttpClient:
         )
         self.auth: Auth = NoAuth() if anonymous else self._make_auth()
         self.observer: RequestObserver | None = None
+        self.health = ApiHealth(clock)
 
     def _make_auth(self) -> Auth:
         settings = self.settings
@@ -157,6 +159,7 @@ class HttpClient:
                     method, url, params, json, data, send_headers, rate_limited=rate_limited
                 )
             except httpx.HTTPError as error:
+                self.health.observe(endpoint, 0)
                 if self.observer is not None:
                     self.observer(endpoint, 0)
                 retryable = _is_transient(error) and (idempotent or _surely_unsent(error))
@@ -174,6 +177,7 @@ class HttpClient:
                 log.warning("contentstack.unavailable", endpoint=endpoint, error=failure.message)
                 raise failure from error
 
+            self.health.observe(endpoint, response.status_code)
             if self.observer is not None:
                 self.observer(endpoint, response.status_code)
             if on_response is not None:
@@ -302,10 +306,18 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     return max(0.0, seconds)
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The decoded body; ValueError when it is not JSON, nested too deep to decode included."""
+    try:
+        return response.json()
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def error_details(response: httpx.Response) -> tuple[int | str | None, str]:
     """Contentstack's ``error_code`` and a readable message from an error body."""
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         text = " ".join(response.text.split())
         return None, text[:200]
@@ -337,7 +349,7 @@ def error_from_response(response: httpx.Response, endpoint: str) -> Contentstack
 
 def decode_json(response: httpx.Response, endpoint: str) -> Any:
     try:
-        return response.json()
+        return json_body(response)
     except ValueError:
         raise MalformedResponse(
             f"{endpoint} answered HTTP {response.status_code} with a body that is not JSON",

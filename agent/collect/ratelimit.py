@@ -19,6 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -32,6 +33,18 @@ LOW_WATER = 2
 #: how long a thread blocked only by in-flight requests waits (real time) before re-checking.
 _IN_FLIGHT_POLL = 0.05
 _EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """How much of the rate limit is free now, and what the server said last."""
+
+    capacity: int
+    free: int
+    #: seconds until requests are admitted again (a 429, a nearly empty server budget)
+    paused_for: float
+    server_limit: int | None
+    server_remaining: int | None
 
 
 class RateLimiter:
@@ -54,10 +67,23 @@ class RateLimiter:
         self._finished: deque[float] = deque()
         self._in_flight = 0
         self._resume_at = -math.inf
+        self._server: tuple[int | None, int | None] = (None, None)
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    def headroom(self) -> Headroom:
+        with self._cond:
+            now = self.clock.monotonic()
+            recent = sum(1 for at in self._finished if at > now - self.window + _EPSILON)
+            return Headroom(
+                capacity=self._capacity,
+                free=max(0, self._capacity - recent - self._in_flight),
+                paused_for=max(0.0, self._resume_at - now),
+                server_limit=self._server[0],
+                server_remaining=self._server[1],
+            )
 
     def lower_capacity(self, rate: float) -> None:
         """Adopt a stricter limit (another client of the org or the server asked for it)."""
@@ -116,6 +142,8 @@ class RateLimiter:
         if limit_value is not None and limit_value > 0:
             self.lower_capacity(limit_value)
         remaining_value = _as_int(remaining)
+        if limit_value is not None or remaining_value is not None:
+            self._server = (limit_value, remaining_value)
         if remaining_value is None or remaining_value > self.low_water:
             return
         with self._cond:

@@ -17,7 +17,7 @@ import structlog
 from pydantic import SecretStr
 
 from agent.collect.errors import TriggerInactive
-from agent.collect.http import HttpClient
+from agent.collect.http import HttpClient, json_body
 from agent.redact import register_secret
 
 log = structlog.get_logger(__name__)
@@ -94,6 +94,6 @@ def _raise_if_inactive(response: httpx.Response, endpoint: str) -> None:
 
 def _body(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return json_body(response)
     except ValueError:
         return response.text

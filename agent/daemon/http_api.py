@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoint: health, readiness, Prometheus metrics and a small JSON API.
+"""The daemon's HTTP endpoint: health, readiness, Prometheus metrics, a small JSON API and
+the web pages (``agent.web``, at ``/``).
 
 stdlib ``ThreadingHTTPServer`` in a thread: a handful of endpoints do not justify a web
 framework. Reads are open (like ``/metrics``); calls that change something need
@@ -25,6 +26,9 @@ from agent.durations import parse_duration
 from agent.notify.silence import Silence
 from agent.redact import redact
 from agent.remediate.storage import AuditFilter
+from agent.web import Backend as WebBackend
+from agent.web import Request as WebRequest
+from agent.web import WebUI
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +36,7 @@ MAX_BODY = 64 * 1024
 _SILENCE = re.compile(r"^/api/v1/silences/([A-Za-z0-9_-]{1,64})$")
 _ACK = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/ack$")
 _SAMPLES = re.compile(r"^/api/v1/alerts/([0-9a-f]{1,64})/samples$")
-_STATUS: dict[type[OperationError], int] = {Invalid: 400, NotFound: 404, Conflict: 409}
+_STATUS: dict[type[Exception], int] = {Invalid: 400, NotFound: 404, Conflict: 409}
 
 
 class ApiError(Exception):
@@ -42,22 +46,17 @@ class ApiError(Exception):
         self.message = message
 
 
-class Backend(Protocol):
-    """What the endpoint asks of the daemon."""
-
-    def healthy(self) -> bool: ...
-
-    def ready(self) -> bool: ...
+class Backend(WebBackend, Protocol):
+    """What the endpoint asks of the daemon (the web pages' needs included)."""
 
     def metrics_text(self) -> bytes: ...
-
-    def operations(self) -> Operations: ...
 
 
 class ApiServer:
     def __init__(self, backend: Backend, host: str, port: int, token: str | None) -> None:
         self.backend = backend
         self.token = token
+        self.web = WebUI(backend, token, refused=_STATUS)
         self._server = _Server((host, port), _Handler)
         self._server.api = self
         self._thread: threading.Thread | None = None
@@ -106,6 +105,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    #: an idle kept-alive connection (a browser tab) is closed after this many seconds,
+    #: ending its thread and so its state-store connection
+    timeout = 60
 
     def log_message(self, format: str, *args: Any) -> None:  # access logs: debug only
         log.debug("http_request", line=redact(format % args))
@@ -140,6 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "request body must be a JSON object")
         return body
 
+    def _web(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ApiError(413, "request body too large")
+        body = self.rfile.read(length) if length else b""
+        request = WebRequest(method, path, query, self.headers, body, self.client_address[0])
+        page = self.server.api.web.handle(request)
+        self._send(page.status, page.body, page.content_type, page.headers)
+
     def _require_token(self) -> None:
         if not self.server.api.authorised(self.headers.get("Authorization")):
             raise ApiError(401, "missing or wrong bearer token")
@@ -172,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(200, {"silences": [_silence_json(s) for s in silences]})
                 elif match := _SAMPLES.match(path):
                     self._json(200, {"samples": ops.samples(match.group(1))})
+                elif api.web.serves(path):
+                    self._web(method, path, query)
                 elif path == "/api/v1/audit":  # the operators' trail, remediation's actions
                     try:
                         wanted = AuditFilter.from_query(query, ops.clock.now())
@@ -181,6 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(200, {"audit": ops.audit_trail(_limit(query)), "actions": actions})
                 else:
                     raise ApiError(404, "not found")
+                return
+            if method == "POST" and api.web.serves(path):
+                self._web(method, path, query)
                 return
             if method == "POST" and path == "/api/v1/silences":
                 self._require_token()

@@ -7,7 +7,6 @@ build several daemons in one process without "duplicated timeseries" errors.
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import typing
 from collections.abc import Mapping
@@ -15,18 +14,12 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agent.collect.health import normalise_endpoint
+
 if typing.TYPE_CHECKING:
     from agent.notify import DeliveryReport
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics", "normalise_endpoint"]
-
-#: path segments that are ids (job ids, project/automation ids, uids): one series for all.
-_ID_SEGMENT = re.compile(r"/(?=[^/]*\d)[A-Za-z0-9_-]{12,}(?=/|$)")
-
-
-def normalise_endpoint(endpoint: str) -> str:
-    """``GET /analytics/v2/job/3f2a…/data`` → ``GET /analytics/v2/job/{id}/data``."""
-    return _ID_SEGMENT.sub("/{id}", endpoint)
 
 
 class Metrics:

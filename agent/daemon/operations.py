@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock
 from agent.daemon import persistence
-from agent.daemon.status import alert_rows
+from agent.daemon.status import alert_rows, notified_alert_row
+from agent.notify import storage as notify_storage
 from agent.notify.silence import Silence
 from agent.redact import redact
 from agent.remediate.records import AuditRecord
@@ -59,15 +60,26 @@ class Operations:
     def alerts(self, *, include_inactive: bool = False) -> list[dict[str, Any]]:
         return alert_rows(self.store.connection(), include_inactive=include_inactive)
 
+    def alert(self, fingerprint: str) -> dict[str, Any] | None:
+        """One alert as ``alerts`` lists it; one only notify knows (the daemon's own
+        meta-alerts, an instance pruned since) from notify's record."""
+        found = [a for a in self.alerts(include_inactive=True) if a["fingerprint"] == fingerprint]
+        return found[0] if found else notified_alert_row(self.store.connection(), fingerprint)
+
     def samples(self, fingerprint: str) -> list[dict[str, Any]]:
         return persistence.samples(self.store.connection(), fingerprint)
+
+    def notifications(self, fingerprint: str) -> list[dict[str, Any]]:
+        """The outbox rows about an alert, newest first: channel, kind, delivery status."""
+        rows = notify_storage.deliveries(self.store.connection(), fingerprint)
+        return [dict(row) for row in rows]
 
     def silences(self, *, include_expired: bool = False) -> list[Silence]:
         return self.notifier.silences(include_expired=include_expired)
 
-    def audit_trail(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest ``limit`` audit rows, newest first."""
-        return persistence.audit_rows(self.store.connection(), limit)
+    def audit_trail(self, limit: int = 100, target: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit rows (about ``target``, when given), newest first."""
+        return persistence.audit_rows(self.store.connection(), limit, target)
 
     def remediation_actions(self, wanted: AuditFilter) -> list[AuditRecord]:
         """Remediation's records (the agent's actions, operators' enable/disable), newest

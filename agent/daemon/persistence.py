@@ -86,6 +86,11 @@ MIGRATIONS: tuple[str, ...] = (
     -- A firing instance whose data is unavailable stays firing; since when it is blind.
     ALTER TABLE daemon_instances ADD COLUMN unavailable_since REAL;
     """,
+    """
+    -- An anomaly rule's band at each evaluation, for the alert's chart.
+    ALTER TABLE daemon_samples ADD COLUMN lower REAL;
+    ALTER TABLE daemon_samples ADD COLUMN upper REAL;
+    """,
 )
 
 #: states an instance may be forgotten in once it has not been evaluated for the retention.
@@ -223,13 +228,23 @@ def save(
 
 
 def record_samples(conn: sqlite3.Connection, instances: Iterable[Instance]) -> int:
-    """One row per instance evaluated: its value and state at that evaluation."""
-    rows = [
-        (i.fingerprint, _ts(i.state.evaluated_at), i.state.value, i.state.state.value)
-        for i in instances
-        if i.state.evaluated_at is not None
-    ]
-    conn.executemany("INSERT OR REPLACE INTO daemon_samples VALUES (?, ?, ?, ?)", rows)
+    """One row per instance evaluated: its value and state at that evaluation, and the
+    band an anomaly rule judged it against."""
+    rows = []
+    for i in instances:
+        if i.state.evaluated_at is None:
+            continue
+        band = i.tracker.last if i.tracker is not None else None
+        lower, upper = (band.lower, band.upper) if band is not None else (None, None)
+        state = i.state
+        rows.append(
+            (i.fingerprint, _ts(state.evaluated_at), state.value, state.state.value, lower, upper)
+        )
+    conn.executemany(
+        "INSERT OR REPLACE INTO daemon_samples (fingerprint, at, value, state, lower, upper) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     return len(rows)
 
 
@@ -237,17 +252,18 @@ def samples(
     conn: sqlite3.Connection, fingerprint: str, since: datetime | None = None
 ) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT at, value, state FROM daemon_samples WHERE fingerprint = ? AND at >= ? ORDER BY at",
+        "SELECT at, value, state, lower, upper FROM daemon_samples "
+        "WHERE fingerprint = ? AND at >= ? ORDER BY at",
         (fingerprint, _ts(since) or 0.0),
     ).fetchall()
-    return [
-        {
-            "at": datetime.fromtimestamp(row["at"], UTC).isoformat(),
-            "value": row["value"],
-            "state": row["state"],
-        }
-        for row in rows
-    ]
+    result = []
+    for row in rows:
+        sample = {"at": datetime.fromtimestamp(row["at"], UTC).isoformat()}
+        sample.update(value=row["value"], state=row["state"])
+        if row["lower"] is not None:
+            sample.update(lower=row["lower"], upper=row["upper"])
+        result.append(sample)
+    return result
 
 
 def instance_rows(conn: sqlite3.Connection, *, include_inactive: bool) -> list[sqlite3.Row]:
@@ -321,12 +337,15 @@ def audit(
     )
 
 
-def audit_rows(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` audit rows, newest first, ready for JSON."""
+def audit_rows(
+    conn: sqlite3.Connection, limit: int = 100, target: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` audit rows (of ``target`` only, when given), newest first,
+    ready for JSON."""
     rows = conn.execute(
         "SELECT at, actor, action, target, detail, outcome FROM daemon_audit "
-        "ORDER BY at DESC, id DESC LIMIT ?",
-        (limit,),
+        "WHERE ? IS NULL OR target = ? ORDER BY at DESC, id DESC LIMIT ?",
+        (target, target, limit),
     ).fetchall()
     return [
         {

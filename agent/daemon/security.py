@@ -8,6 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from agent.redact import register_secret
 
 #: the generated API token, next to the state database.
@@ -31,6 +33,11 @@ def bind_problem(host: str, token_configured: bool) -> str | None:
         f"http_bind = {host!r} is reachable from other machines but no api_token is "
         "configured: set [agent] api_token or api_token_file (or bind 127.0.0.1)"
     )
+
+
+def daemon_token(configured: SecretStr | None, state_dir: Path) -> str:
+    """The token mutations need: the configured one, else the one generated on first start."""
+    return configured.get_secret_value() if configured else api_token(state_dir)
 
 
 def api_token(state_dir: Path) -> str:

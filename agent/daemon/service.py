@@ -18,6 +18,7 @@ import structlog
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import Settings, load_settings
 from agent.daemon import cycle, heap, persistence, security, systemd
+from agent.daemon.exporter import ContentstackCollector
 from agent.daemon.grouping import RuleGroup, group_rules
 from agent.daemon.http_api import ApiServer
 from agent.daemon.locks import SharedExclusiveLock
@@ -25,13 +26,7 @@ from agent.daemon.metrics import Metrics
 from agent.daemon.operations import Operations
 from agent.daemon.process import ProcessLoop
 from agent.daemon.scheduler import EvaluationScheduler
-from agent.daemon.transitions import (
-    CONFIG_FINGERPRINT,
-    config_transition,
-    crash_transition,
-    problems_of,
-)
-from agent.evaluate.alerts import AlertState
+from agent.daemon.transitions import config_transition, problems_of
 from agent.logs import configure_logging
 from agent.notify import Notifier
 from agent.store import Store
@@ -66,16 +61,19 @@ class Daemon:
         self.store = Store(agent.state_path)
         persistence.migrate(self.store)
         self.pipeline = self._build_pipeline(settings)
+        # Contentstack's numbers, read at scrape time from whatever engine is current
+        self.metrics.registry.register(
+            ContentstackCollector(lambda: self.pipeline.engine, self.clock)
+        )
         self.guard = SharedExclusiveLock()
         self.scheduler = EvaluationScheduler(self.clock, self.metrics.observe_wait)
         self.api: ApiServer | None = None
+        self.crashes = cycle.CrashAlerts()
         #: set once started: state restored, rules scheduled, the API served
         self._started = threading.Event()
         #: per rule group, whether its latest cycle reached the source (groups not yet run
         #: are not waited for: a slow group must not hold the daemon's readiness back)
         self._reached: dict[str, bool] = {}
-        #: rule groups whose last evaluation raised (their meta-alert fires)
-        self._crashed: set[str] = set()
         self._last_beat = time.monotonic()
         self._pruned_at: datetime | None = None
 
@@ -102,36 +100,14 @@ class Daemon:
 
     # -- start-up ---------------------------------------------------------------------
 
-    def restore_state(self) -> tuple[int, int]:
-        """Put persisted instances back into the engine; resolve those of removed rules."""
-        engine, hashes = self.pipeline.engine, self.pipeline.rule_hashes
-        stored = persistence.load(self.store.connection())
-        restored, skipped = persistence.restore(engine, stored)
-        gone, changed = persistence.outdated(stored, engine, hashes)
-        cycle.retire(
-            self.pipeline,
-            self.store,
-            [item.to_instance(None) for item in gone],
-            [(item.rule, item.key) for item in gone + changed],
-            "rule removed from the configuration while the agent was stopped",
-            self.clock.now(),
-        )
-        log.info("state_restored", restored=restored, skipped=skipped)
-        return restored, skipped
-
     def start(self) -> None:
-        self.restore_state()
-        self._resolve_config_alert_if_firing()
+        cycle.restore(self.pipeline, self.store, self.clock.now())
+        cycle.resolve_config_alert(self.pipeline, self.store, self.notifier, self.clock.now())
         self._schedule()
         self.scheduler.add_beat(self.settings.agent.notify_interval, self.beat)
         self.scheduler.start()
         agent = self.settings.agent
-        # Mutations always need a token: the configured one, else one generated on first start.
-        token = (
-            agent.api_token.get_secret_value()
-            if agent.api_token
-            else security.api_token(self.store.path.parent)
-        )
+        token = security.daemon_token(agent.api_token, self.store.path.parent)
         self.api = ApiServer(self, agent.http_bind, agent.http_port, token).start()
         rules = len(self.pipeline.rule_hashes)
         with self.store.tx() as conn:
@@ -174,10 +150,10 @@ class Daemon:
                 # this group only: the others keep their own schedule
                 self.metrics.evaluations.labels(group.label, "crashed").inc()
                 log.exception("evaluation_crashed", group=group.label)
-                self._report_crash(group.label, now, f"{type(error).__name__}: {error}")
+                error_text = f"{type(error).__name__}: {error}"
+                self.crashes.report(pipeline, self.store, group.label, now, error_text)
                 return
-            if group.label in self._crashed:
-                self._report_crash(group.label, now, None)
+            self.crashes.report(pipeline, self.store, group.label, now, None)
         if report.transitions:  # committed: their notifications leave now
             self.scheduler.wake_beat()
         elapsed = time.monotonic() - started
@@ -187,21 +163,6 @@ class Daemon:
         failed_all = report.requests > 0 and report.failed_requests == report.requests
         self._reached[group.label] = not failed_all
         self.metrics.ready.set(1 if self.ready() else 0)
-
-    def _report_crash(self, group: str, now: datetime, error: str | None) -> None:
-        """Fire the group's crash meta-alert once per episode; resolve it when it recovers."""
-        if (error is not None) == (group in self._crashed):
-            return
-        try:
-            with self.store.tx():
-                self.pipeline.react([crash_transition(group, error is not None, now, error or "")])
-        except Exception:
-            log.exception("crash_alert_failed", group=group)
-            return
-        if error is None:
-            self._crashed.discard(group)
-        else:
-            self._crashed.add(group)
 
     def beat(self) -> None:
         """Deliveries, then remediation: an alert's notice goes out before the notice of
@@ -244,26 +205,17 @@ class Daemon:
             return False
         with self.guard.exclusive():
             old = self.pipeline
-            before = {name: old.engine.instances.get(name, {}) for name in old.engine.rules}
+            before = cycle.instances_by_rule(old)
             pipeline.take_over(old)
             self.pipeline = pipeline
         old.close(keep=pipeline)
         hashes = pipeline.rule_hashes
-        removed = [n for n in before if n not in hashes]
-        changed = [n for n in before if n in hashes and hashes[n] != old.rule_hashes[n]]
-        cycle.retire(
-            self.pipeline,
-            self.store,
-            [i for name in removed for i in before[name].values()],
-            [(name, key) for name in removed + changed for key in before[name]],
-            "rule removed from the configuration",
-            now,
-        )
+        removed, changed = cycle.retire_replaced(pipeline, old, before, self.store, now)
         self._schedule()
         self._reached = {}
         heap.settle()
         configure_logging(settings.agent.log_level)
-        self._resolve_config_alert_if_firing()
+        cycle.resolve_config_alert(pipeline, self.store, self.notifier, self.clock.now())
         detail: dict[str, Any] = {"rules": len(hashes), "removed": removed, "changed": changed}
         with self.store.tx() as conn:
             persistence.audit(conn, now, "signal", "reload", None, detail)
@@ -274,14 +226,6 @@ class Daemon:
             log.warning("reload_needs_restart", settings=restart)
         log.info("reload_ok", rules=len(hashes), removed=removed, changed=changed)
         return True
-
-    def _resolve_config_alert_if_firing(self) -> None:
-        if any(
-            a.fingerprint == CONFIG_FINGERPRINT and a.state == AlertState.FIRING.value
-            for a in self.notifier.alerts()
-        ):
-            with self.store.tx():
-                self.pipeline.react([config_transition(False, self.clock.now(), [])])
 
     # -- running as a process ---------------------------------------------------------
 

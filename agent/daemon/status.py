@@ -34,7 +34,7 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
     result = []
     for row in instances:
         annotations = json.loads(row["annotations"])
-        suppressed, acked_by = muted.get(row["fingerprint"], (None, None))
+        suppressed, acked_by, threshold = muted.get(row["fingerprint"], (None, None, None))
         result.append(
             {
                 "rule": row["rule"],
@@ -42,6 +42,7 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
                 "state": row["state"],
                 "labels": json.loads(row["labels"]),
                 "value": row["value"],
+                "threshold": threshold,
                 "since": _iso(row["since"]),
                 "pending_since": _iso(row["pending_since"]),
                 "firing_since": _iso(row["firing_since"]),
@@ -53,6 +54,31 @@ def alert_rows(conn: sqlite3.Connection, *, include_inactive: bool = False) -> l
             }
         )
     return result
+
+
+def notified_alert_row(conn: sqlite3.Connection, fingerprint: str) -> dict[str, Any] | None:
+    """An alert only notify keeps (a daemon meta-alert, an instance pruned since), in the
+    shape of ``alert_rows``."""
+    tracked = storage.alert(conn, fingerprint)
+    if tracked is None:
+        return None
+    since = _iso(tracked.active_since or tracked.changed_at)
+    return {
+        "rule": tracked.rule,
+        "fingerprint": fingerprint,
+        "state": tracked.state,
+        "labels": tracked.labels,
+        "value": tracked.value,
+        "threshold": tracked.threshold,
+        "since": since,
+        "pending_since": None,
+        "firing_since": since if tracked.active else None,
+        "evaluated_at": _iso(tracked.changed_at),
+        "error": None,
+        "summary": tracked.annotations.get("summary"),
+        "suppressed": tracked.suppressed if tracked.active else None,
+        "acked_by": storage.acks(conn).get((fingerprint, tracked.episode)),
+    }
 
 
 def read_state_file(path: Path) -> list[dict[str, Any]]:

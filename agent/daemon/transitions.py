@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from agent.config import ConfigError
-from agent.evaluate.alerts import AlertState, Transition, fingerprint
+from agent.evaluate.alerts import AlertState, Transition, fingerprint, meta_transition
 from agent.evaluate.engine import Instance
 from agent.evaluate.loader import RulesInvalid
 from agent.redact import redact
@@ -28,16 +28,9 @@ def config_transition(firing: bool, now: datetime, problems: list[str]) -> Trans
         if firing
         else "Stackwatch configuration is valid again"
     )
-    return Transition(
-        rule=CONFIG_INVALID,
-        fingerprint=CONFIG_FINGERPRINT,
-        labels=dict(_CONFIG_LABELS),
-        previous=AlertState.INACTIVE if firing else AlertState.FIRING,
-        state=AlertState.FIRING if firing else AlertState.RESOLVED,
-        at=now,
-        value=float(len(problems)),
-        annotations={"summary": summary, **({"description": text} if text else {})},
-        firing_since=now if firing else None,
+    value = float(len(problems))
+    return meta_transition(
+        CONFIG_INVALID, _CONFIG_LABELS, firing, now, summary, value=value, description=text
     )
 
 
@@ -50,17 +43,7 @@ def crash_transition(group: str, firing: bool, now: datetime, error: str = "") -
         if firing
         else f"Stackwatch evaluates rule group {group} again"
     )
-    return Transition(
-        rule=EVALUATION_CRASHED,
-        fingerprint=fingerprint(EVALUATION_CRASHED, labels),
-        labels=labels,
-        previous=AlertState.INACTIVE if firing else AlertState.FIRING,
-        state=AlertState.FIRING if firing else AlertState.RESOLVED,
-        at=now,
-        value=None,
-        annotations={"summary": summary},
-        firing_since=now if firing else None,
-    )
+    return meta_transition(EVALUATION_CRASHED, labels, firing, now, summary)
 
 
 def retirements(instances: Iterable[Instance], now: datetime, why: str) -> list[Transition]:

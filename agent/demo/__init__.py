@@ -153,7 +153,11 @@ def run_demo(
         try:
             while time.monotonic() < deadline:
                 now = clock.now()
-                if report.evaluations and now >= story_over and _all_quiet(pipeline):
+                if (
+                    report.evaluations
+                    and now >= story_over
+                    and _all_quiet(pipeline, notifier, remediator)
+                ):
                     _say(out, "The scenario's incidents are over and every alert has cleared.")
                     break
                 if now >= next_progress:
@@ -192,10 +196,16 @@ def _story_end(incidents: list[Incident]) -> datetime:
     return max(ends, default=datetime.min.replace(tzinfo=UTC)) + STORY_MARGIN
 
 
-def _all_quiet(pipeline: Pipeline) -> bool:
-    return all(
-        instance.state.state not in (AlertState.FIRING, AlertState.PENDING)
-        for instance in pipeline.engine.all_instances()
+def _all_quiet(pipeline: Pipeline, notifier: Notifier, remediator: Remediator) -> bool:
+    """No alert active, and nothing left to tell or do: a resolve still waiting for its
+    group's interval, an undelivered row or an action due would be cut off by the end."""
+    return (
+        all(
+            instance.state.state not in (AlertState.FIRING, AlertState.PENDING)
+            for instance in pipeline.engine.all_instances()
+        )
+        and notifier.next_due() is None
+        and remediator.storage.pending() == 0
     )
 
 

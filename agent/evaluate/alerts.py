@@ -64,3 +64,30 @@ class Transition:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", Severity.WARNING.value)
+
+
+def meta_transition(
+    rule: str,
+    labels: dict[str, str],
+    firing: bool,
+    at: datetime,
+    summary: str,
+    *,
+    value: float | None = None,
+    description: str = "",
+    since: datetime | None = None,
+) -> Transition:
+    """A change of one of Stackwatch's own alerts (a rejected configuration, a crashed rule
+    group, an undeliverable channel): it fires from inactive or resolves from firing, at
+    ``at``; ``since``: when a resolved one began firing."""
+    return Transition(
+        rule=rule,
+        fingerprint=fingerprint(rule, labels),
+        labels=dict(labels),
+        previous=AlertState.INACTIVE if firing else AlertState.FIRING,
+        state=AlertState.FIRING if firing else AlertState.RESOLVED,
+        at=at,
+        value=value,
+        annotations={"summary": summary, **({"description": description} if description else {})},
+        firing_since=at if firing else since,
+    )

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import apprise
 
-from agent.notify import plugins  # noqa: F401  (registers console:// and pdevents://)
+from agent.notify import alertmanager, plugins  # noqa: F401  (register their schemes)
 from agent.notify.config import ChannelConfig
 from agent.notify.destination import Destination, Part, template_kind
 from agent.redact import redact, register_secret

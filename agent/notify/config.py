@@ -26,6 +26,14 @@ def _valid_matchers(value: list[str]) -> list[str]:
     return value
 
 
+def _valid_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
 class _Model(BaseModel):
     # inputs hold secrets (Apprise URLs): never echo them in validation errors
     model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
@@ -170,15 +178,7 @@ class MaintenanceWindowConfig(_Model):
             return [str(day).strip().lower()[:3] for day in value]
         return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _check_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
-
+    _zone = field_validator("timezone")(_valid_zone)
     _matchers = field_validator("matchers")(_valid_matchers)
 
 
@@ -241,8 +241,11 @@ class NotifyConfig(_Model):
     retention: timedelta = timedelta(days=7)
     #: PagerDuty Events API v2 endpoint for ``pdevents://`` (``?url=`` on a URL wins).
     pagerduty_events_url: str | None = None
+    #: the zone of the absolute times in messages ("since 2024-03-04 10:00 CET").
+    timezone: str = "UTC"
 
     _durations = field_validator("retention", mode="before")(lenient_duration)
+    _zone = field_validator("timezone")(_valid_zone)
 
     @model_validator(mode="after")
     def _check_references(self) -> NotifyConfig:

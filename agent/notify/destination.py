@@ -27,6 +27,11 @@ _SHORT = {
 #: destinations that keep one incident per alert: they receive one event per alert
 #: (keyed by fingerprint) so acknowledge and resolve land on the right incident.
 INCIDENT_SCHEMES = frozenset({"pagerduty", "pdevents", "opsgenie"})
+#: plain webhooks, which take extra HTTP headers as ``+Name=value`` URL parameters: they
+#: get the outbox row's idempotency key, the same on every retry, restart included.
+WEBHOOK_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+#: the header that carries it.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def template_kind(scheme: str) -> TemplateKind:
@@ -52,6 +57,10 @@ class Destination:
     @property
     def incident(self) -> bool:
         return self.scheme in INCIDENT_SCHEMES
+
+    @property
+    def webhook(self) -> bool:
+        return self.scheme in WEBHOOK_SCHEMES
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,17 @@ from typing import Any, Literal
 MessageKind = Literal["alert", "ack", "test", "deadletter", "remediation"]
 #: notification states: what a channel was told about an alert.
 NotifyState = Literal["firing", "nodata", "error", "resolved"]
+#: what evaluate reads now for an alert that fires on: (fingerprint, value, annotations).
+Reading = tuple[str, float | None, dict[str, str]]
+
+
+def number_text(value: float | None) -> str | None:
+    """A value as a message shows it: whole numbers whole, others to 4 significant digits."""
+    if value is None:
+        return None
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
 
 
 @dataclass
@@ -41,6 +52,14 @@ class Alert:
     @property
     def severity(self) -> str:
         return self.labels.get("severity", "warning")
+
+    def named_labels(self) -> dict[str, str]:
+        """The labels as people read them: ``stack`` holds the stack's configured name
+        (``stack_name``, folded in) rather than its API key, when it has one."""
+        labels = {k: v for k, v in self.labels.items() if k != "stack_name"}
+        if self.labels.get("stack_name"):
+            labels["stack"] = self.labels["stack_name"]
+        return labels
 
 
 @dataclass

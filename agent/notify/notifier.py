@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from agent.clock import Clock
-from agent.evaluate.alerts import Transition
-from agent.notify import plugins, schema, storage
+from agent.evaluate.alerts import AlertState, Transition
+from agent.notify import plugins, schema, storage, undeliverable
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
 from agent.notify.escalate import Escalations
 from agent.notify.inhibit import Inhibitor, InhibitRule
-from agent.notify.message import Message
+from agent.notify.links import Links
+from agent.notify.message import Message, MessageKind, Reading
 from agent.notify.mute import Muting
 from agent.notify.outbox import DeliveryReport, Outbox
-from agent.notify.route import RouteTree
+from agent.notify.repost import Reposter
+from agent.notify.route import Route, RouteTree
 from agent.notify.silence import MaintenanceWindow, Silence, new_silence
+from agent.notify.state import TrackedAlert
 from agent.notify.template import Renderer
 from agent.store import Store
 
@@ -55,8 +60,11 @@ class TestResult:
 
 
 class Notifier:
-    def __init__(self, config: NotifyConfig, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: NotifyConfig, store: Store, clock: Clock, links: Links | None = None
+    ) -> None:
         self.config = config
+        self.links = links or Links()
         self.store = store
         self.clock = clock
         store.migrate(schema.COMPONENT, schema.MIGRATIONS)
@@ -66,10 +74,11 @@ class Notifier:
         )
         self.channels = ChannelRegistry(config.channels, Path(apprise_dir))
         self.routes = RouteTree(config.route, config.templates)
-        self.renderer = Renderer(config.link)
+        self.renderer = Renderer(config.link, self.links, config.timezone)
         self.outbox = Outbox(
             store, clock, config.outbox, self.channels, self.renderer, self._templates_for
         )
+        self.reposter = Reposter(store, clock, self.channels, self.links)
         self.dispatcher = Dispatcher(
             self.routes,
             Escalations(config.escalations),
@@ -104,6 +113,17 @@ class Notifier:
             for fingerprint in self.dispatcher.escalations.advance(conn, self._now()):
                 self.dispatcher.wake(conn, fingerprint, self._now())
 
+    def refresh(self, readings: Iterable[Reading]) -> None:
+        """Record the current (fingerprint, value, annotations) of alerts that fire on
+        without a transition, so reminders and acks tell today's value. Call inside the
+        cycle's ``store.tx()``."""
+        with self.store.tx() as conn:
+            for fingerprint, value, annotations in readings:
+                alert = storage.alert(conn, fingerprint)
+                if alert is not None and alert.state == AlertState.FIRING.value:
+                    alert.value, alert.annotations = value, dict(annotations)
+                    storage.save_alert(conn, alert)
+
     def tick(self) -> int:
         """Advance timers (group wait/interval, repeat, escalation, silence expiry) and
         queue the messages that fell due. Returns the number queued. No network."""
@@ -134,8 +154,32 @@ class Notifier:
         return datetime.fromtimestamp(min(found), UTC) if found else None
 
     def deliver(self, max_items: int = 100) -> DeliveryReport:
-        """Claim due outbox rows and send them through Apprise."""
-        return self.outbox.deliver(max_items)
+        """Claim due outbox rows and send them through Apprise (a channel that lost a
+        row to the dead letters fires its meta-alert, one that delivers resolves it);
+        then post again to Alertmanagers the alerts that still fire."""
+        report = self.outbox.deliver(max_items)
+        self._track_undeliverable(report)
+        self.reposter.run()
+        return report
+
+    def _track_undeliverable(self, report: DeliveryReport) -> None:
+        conn = self.store.connection()
+        now = self.clock.now()
+        changes = []
+        for channel in sorted(report.dead_on | report.delivered_to):
+            known = storage.alert(conn, undeliverable.fingerprint_of(channel))
+            firing = known is not None and known.state == AlertState.FIRING.value
+            if channel in report.dead_on and not firing:
+                changes.append(undeliverable.transition(channel, True, now, None))
+            elif channel not in report.dead_on and known is not None and firing:
+                since = datetime.fromtimestamp(known.active_since or now.timestamp(), UTC)
+                changes.append(undeliverable.transition(channel, False, now, since))
+        if changes:
+            self.submit(changes)
+            for change in changes:
+                lost = change.state == AlertState.FIRING
+                event = "channel_undeliverable" if lost else "channel_delivers_again"
+                log.warning(event, channel=change.labels["channel"])
 
     def run_once(self, max_items: int = 100) -> DeliveryReport:
         """``tick`` then ``deliver``: what the daemon calls on every beat."""
@@ -171,19 +215,8 @@ class Notifier:
             if not storage.add_ack(conn, fingerprint, alert.episode, by, comment, now):
                 return []  # already acknowledged this episode
             channels = storage.channels_told_active(conn, fingerprint, alert.episode)
-            snapshot = alert.snapshot()
-            routes = self.dispatcher.routes_for(alert)
-            message = Message(
-                kind="ack",
-                created_at=now,
-                alerts=[snapshot],
-                route_id=routes[0].id if routes else None,
-                ack_by=by,
-                ack_comment=comment,
-            )
-            for channel in channels:
-                key = idempotency_key(channel, "ack", fingerprint, [snapshot], kind="ack")
-                self.outbox.enqueue(conn, channel, message, key)
+            _, message = self._about(alert, now, "ack", ack_by=by, ack_comment=comment)
+            self._queue(conn, message, channels, "ack", fingerprint)
         log.info("alert_acknowledged", fingerprint=fingerprint, by=by, channels=channels)
         return channels
 
@@ -195,21 +228,35 @@ class Notifier:
             alert = storage.alert(conn, fingerprint)
             if alert is None:
                 return []
-            snapshot = alert.snapshot()
-            routes = self.dispatcher.routes_for(alert)
+            routes, message = self._about(alert, now, "remediation", text=text)
             channels = sorted({channel for route in routes for channel in route.channels})
-            message = Message(
-                kind="remediation",
-                created_at=now,
-                alerts=[snapshot],
-                route_id=routes[0].id if routes else None,
-                text=text,
-            )
-            for channel in channels:
-                subject = hashlib.sha256(f"{now}:{text}".encode()).hexdigest()[:16]
-                key = idempotency_key(channel, fingerprint, subject, [snapshot], kind="remediation")
-                self.outbox.enqueue(conn, channel, message, key)
+            subject = hashlib.sha256(f"{now}:{text}".encode()).hexdigest()[:16]
+            self._queue(conn, message, channels, fingerprint, subject)
         return channels
+
+    def _about(
+        self, alert: TrackedAlert, now: float, kind: MessageKind, **fields: Any
+    ) -> tuple[list[Route], Message]:
+        """A message of ``kind`` about one alert, and the routes the alert takes."""
+        routes = self.dispatcher.routes_for(alert)
+        route_id = routes[0].id if routes else None
+        message = Message(kind, now, [alert.snapshot()], route_id=route_id, **fields)
+        return routes, message
+
+    def _queue(
+        self,
+        conn: sqlite3.Connection,
+        message: Message,
+        channels: list[str],
+        scope: str,
+        subject: str,
+    ) -> None:
+        """Queue ``message`` for each channel, once per channel, scope, subject and alerts."""
+        for channel in channels:
+            idempotency = idempotency_key(
+                channel, scope, subject, message.alerts, kind=message.kind
+            )
+            self.outbox.enqueue(conn, channel, message, idempotency)
 
     # -- silences ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -26,6 +26,7 @@ from agent.durations import format_duration
 from agent.notify import storage
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import OutboxConfig, TemplateOverrides
+from agent.notify.destination import IDEMPOTENCY_HEADER, Destination, Part
 from agent.notify.message import Message
 from agent.notify.template import Renderer
 from agent.redact import redact
@@ -46,6 +47,9 @@ class DeliveryReport:
     retrying: int = 0
     dead: int = 0
     errors: list[str] = field(default_factory=list)
+    #: channels that delivered a row, and channels that lost one to the dead letters.
+    delivered_to: set[str] = field(default_factory=set)
+    dead_on: set[str] = field(default_factory=set)
 
 
 class Outbox:
@@ -70,7 +74,10 @@ class Outbox:
     def enqueue(self, conn: sqlite3.Connection, channel: str, message: Message, key: str) -> bool:
         """Queue ``message`` for ``channel``, once per idempotency key. Call inside a tx."""
         payload = message.to_json()
-        return storage.enqueue(conn, key, channel, message.kind, payload, message.created_at)
+        subjects = [alert.fingerprint for alert in message.alerts]
+        return storage.enqueue(
+            conn, key, channel, message.kind, payload, message.created_at, subjects
+        )
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -83,15 +90,22 @@ class Outbox:
     # -- delivering -------------------------------------------------------------------
 
     def deliver(self, max_items: int = 100) -> DeliveryReport:
+        """Send up to ``max_items`` due rows. Claims repeat until none is due: a row that
+        waited for an older one of its alert goes out in the same call once that is sent."""
         report = DeliveryReport()
-        rows = self.claim(max_items)
-        report.claimed = len(rows)
-        for row in rows:
-            try:
-                self._deliver_row(row, report)
-            except Exception as error:  # e.g. the disk is full: the claim expires, retried
-                report.errors.append(redact(f"{row['channel']}: {type(error).__name__}: {error}"))
-                log.exception("notification_delivery_crashed", outbox_id=row["id"])
+        while report.claimed < max_items:
+            rows = self.claim(max_items - report.claimed)
+            if not rows:
+                break
+            report.claimed += len(rows)
+            for row in rows:
+                try:
+                    self._deliver_row(row, report)
+                except Exception as error:  # e.g. the disk is full: the claim expires
+                    report.errors.append(
+                        redact(f"{row['channel']}: {type(error).__name__}: {error}")
+                    )
+                    log.exception("notification_delivery_crashed", outbox_id=row["id"])
         return report
 
     def _deliver_row(self, row: sqlite3.Row, report: DeliveryReport) -> None:
@@ -113,7 +127,7 @@ class Outbox:
             for part in parts:
                 if part.id in done:
                     continue
-                result = channel.send(destination, part)
+                result = channel.send(destination, self._keyed(part, destination, row))
                 if result.ok:
                     done.add(part.id)
                     SENT.labels(channel.name, "sent").inc()
@@ -126,6 +140,7 @@ class Outbox:
         if not errors:
             storage.delivered(conn, row["id"], self.worker, now)
             report.delivered += 1
+            report.delivered_to.add(row["channel"])
             log.info(
                 "notification_delivered",
                 channel=row["channel"],
@@ -155,12 +170,22 @@ class Outbox:
             error=error_text,
         )
 
+    @staticmethod
+    def _keyed(part: Part, destination: Destination, row: sqlite3.Row) -> Part:
+        """A webhook hears the row's idempotency key in a header, the same on every
+        attempt (a restart included), so a receiver can drop a repeated delivery."""
+        if not destination.webhook:
+            return part
+        header = {f"+{IDEMPOTENCY_HEADER}": row["idempotency_key"]}
+        return replace(part, params={**part.params, **header})
+
     def _bury(self, row: sqlite3.Row, error: str, report: DeliveryReport) -> None:
         now = self.clock.now().timestamp()
         with self.store.tx() as conn:
             if not storage.bury(conn, row, self.worker, error, now):
                 return
             report.dead += 1
+            report.dead_on.add(row["channel"])
             DEAD.labels(row["channel"]).inc()
             age = format_duration(timedelta(seconds=now - row["created_at"]))
             log.error(

@@ -107,6 +107,11 @@ MIGRATIONS: tuple[str, ...] = (
         died_at REAL NOT NULL
     );
     """,
+    """
+    -- The fingerprints of the alerts a row is about (space-separated): a channel hears
+    -- the notifications of one alert in the order they were queued.
+    ALTER TABLE notify_outbox ADD COLUMN subjects TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 #: run by ``storage.housekeep``: what is older than the retention and no longer in use.

@@ -19,6 +19,7 @@ from typing import Any
 from agent.notify.schema import HOUSEKEEPING
 from agent.notify.silence import Silence
 from agent.notify.state import TrackedAlert
+from agent.store import lease
 
 Row = sqlite3.Row
 Conn = sqlite3.Connection
@@ -222,13 +223,13 @@ def acks(conn: Conn) -> dict[tuple[str, int], str]:
     return {(row[0], row[1]): row[2] for row in rows}
 
 
-def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None]]:
-    """fingerprint -> (why it is muted, who acknowledged its current episode)."""
+def mute_status(conn: Conn) -> dict[str, tuple[str | None, str | None, float | None]]:
+    """fingerprint -> (why it is muted, who acknowledged its current episode, threshold)."""
     rows = conn.execute(
-        "SELECT n.fingerprint, n.suppressed, k.acked_by FROM notify_alerts n "
+        "SELECT n.fingerprint, n.suppressed, k.acked_by, n.threshold FROM notify_alerts n "
         "LEFT JOIN notify_acks k ON k.fingerprint = n.fingerprint AND k.episode = n.episode"
     ).fetchall()
-    return {row[0]: (row[1], row[2]) for row in rows}
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 # -- silences ---------------------------------------------------------------------------
@@ -326,36 +327,47 @@ def set_tier(conn: Conn, fingerprint: str, episode: int, tier: int) -> None:
 # -- the outbox -------------------------------------------------------------------------
 
 
-def enqueue(conn: Conn, key: str, channel: str, kind: str, payload: str, created_at: float) -> bool:
-    """Queue a notification once per idempotency ``key``; True when it is new."""
+def enqueue(
+    conn: Conn,
+    key: str,
+    channel: str,
+    kind: str,
+    payload: str,
+    created_at: float,
+    subjects: Iterable[str] = (),
+) -> bool:
+    """Queue a notification once per idempotency ``key``; True when it is new.
+    ``subjects``: the fingerprints of the alerts it is about (see ``claim``)."""
     cursor = conn.execute(
         "INSERT OR IGNORE INTO notify_outbox (idempotency_key, channel, kind, payload, "
-        "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (key, channel, kind, payload, created_at, created_at),
+        "created_at, next_attempt_at, subjects) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key, channel, kind, payload, created_at, created_at, " ".join(sorted(set(subjects)))),
     )
     return cursor.rowcount == 1
 
 
 def claim(conn: Conn, worker: str, now: float, until: float, limit: int) -> list[Row]:
     """Lease up to ``limit`` due rows to ``worker`` until ``until``. Compare-and-swap: a
-    row another deliverer holds an unexpired lease on is never taken."""
-    candidates = conn.execute(
-        "SELECT id FROM notify_outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-        "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
-        (now, now, limit),
+    row another deliverer holds an unexpired lease on is never taken.
+
+    Per channel and alert, rows go out in the order they were queued: a row waits while
+    an older pending row of its channel about one of its alerts is backing off, leased,
+    or taken in this same claim (a resolution never overtakes its firing notice)."""
+    pending = conn.execute(
+        "SELECT id, channel, subjects, next_attempt_at, claimed_until FROM notify_outbox "
+        "WHERE status = 'pending' ORDER BY id"
     ).fetchall()
-    claimed: list[Row] = []
-    for (row_id,) in candidates:
-        cursor = conn.execute(
-            "UPDATE notify_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? "
-            "AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-            (worker, until, row_id, now),
-        )
-        if cursor.rowcount == 1:
-            claimed.append(
-                conn.execute("SELECT * FROM notify_outbox WHERE id = ?", (row_id,)).fetchone()
-            )
-    return claimed
+    waiting: set[tuple[str, str]] = set()
+    candidates: list[int] = []
+    for row in pending:
+        subjects = {(row["channel"], fp) for fp in row["subjects"].split()}
+        free = row["claimed_until"] is None or row["claimed_until"] < now
+        if row["next_attempt_at"] <= now and free and not subjects & waiting:
+            candidates.append(row["id"])
+            if len(candidates) == limit:
+                break
+        waiting |= subjects
+    return lease.claim(conn, "notify_outbox", candidates, worker, now, until)
 
 
 def delivered_parts(conn: Conn, row_id: int, worker: str, parts: Iterable[str]) -> None:
@@ -409,6 +421,15 @@ def bury(conn: Conn, row: Row, worker: str, error: str, now: float) -> bool:
         ),
     )
     return True
+
+
+def deliveries(conn: Conn, fingerprint: str, limit: int = 50) -> list[Row]:
+    """The newest outbox rows (dead letters too) about an alert, newest first."""
+    return conn.execute(
+        "SELECT id, channel, kind, status, created_at, attempts, delivered_at, last_error "
+        "FROM notify_outbox WHERE instr(' ' || subjects || ' ', ?) ORDER BY id DESC LIMIT ?",
+        (f" {fingerprint} ", limit),
+    ).fetchall()
 
 
 def outbox_counts(conn: Conn) -> dict[str, int]:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from agent.durations import format_duration
+from agent.notify import alertmanager
 from agent.notify.config import TemplateKind, TemplateOverrides
+from agent.notify.defaults import DEFAULTS
 from agent.notify.destination import Destination, Part
-from agent.notify.message import AlertSnapshot, Message
+from agent.notify.links import Links
+from agent.notify.message import AlertSnapshot, Message, number_text
 from agent.redact import redact
 
 log = structlog.get_logger("agent.notify")
@@ -27,142 +31,7 @@ log = structlog.get_logger("agent.notify")
 _EMOJI = {"firing": "🔴", "nodata": "⚪", "error": "🟠", "resolved": "✅"}
 _HIDDEN_LABELS = {"alertname", "severity"}
 
-DEFAULT_TITLE = (
-    "{% if kind == 'ack' %}[ACK] {{ alertnames }} acknowledged by {{ ack_by }}"
-    "{% elif kind == 'alert' %}[{{ status|upper }}"
-    "{% if status == 'firing' %}:{{ active|length }}{% endif %}] {{ alertnames }}"
-    "{% if group_desc %} ({{ group_desc }}){% endif %}{% if repeat %} (reminder){% endif %}"
-    "{% else %}{{ text_title }}{% endif %}"
-)
-
-DEFAULT_MARKDOWN = """\
-{% if kind == 'ack' %}
-✋ **Acknowledged by {{ ack_by }}**{% if ack_comment %}: {{ ack_comment }}{% endif %}
-
-{% endif %}
-{% if text %}
-{{ text }}
-
-{% endif %}
-{% for a in alerts %}
-{{ a.emoji }} **{{ a.summary }}** · {{ a.STATE }} {{ a.duration_text }} · {{ a.severity }}
-{% if a.value is not none %}
-> value **{{ a.value }}**{% if a.threshold is not none %} (threshold {{ a.threshold }}){% endif %}\
-{% if a.band %}, expected {{ a.band }}{% endif %}
-
-{% endif %}
-{% if a.description %}
-> {{ a.description }}
-{% endif %}
-{% if a.shown_labels %}
-> {% for k, v in a.shown_labels %}`{{ k }}={{ v }}` {% endfor %}
-
-{% endif %}
-{% if a.link or a.runbook %}
-> {% if a.link %}[Open]({{ a.link }}){% endif %}{% if a.link and a.runbook %} · {% endif %}\
-{% if a.runbook %}[Runbook]({{ a.runbook }}){% endif %}
-
-{% endif %}
-
-{% endfor %}
-{% if ongoing %}
-_Still active: {{ ongoing|map(attribute='summary')|join(', ') }}_
-{% endif %}
-"""
-
-DEFAULT_TEXT = """\
-{% if kind == 'ack' %}
-Acknowledged by {{ ack_by }}{% if ack_comment %}: {{ ack_comment }}{% endif %}
-
-{% endif %}
-{% if text %}
-{{ text }}
-
-{% endif %}
-{% for a in alerts %}
-[{{ a.STATE }}] {{ a.summary }} ({{ a.severity }}) {{ a.duration_text }}
-{% if a.value is not none %}
-  value: {{ a.value }}{% if a.threshold is not none %}  threshold: {{ a.threshold }}{% endif %}\
-{% if a.band %}  expected: {{ a.band }}{% endif %}
-
-{% endif %}
-{% if a.description %}
-  {{ a.description }}
-{% endif %}
-{% if a.shown_labels %}
-  labels: {% for k, v in a.shown_labels %}{{ k }}={{ v }} {% endfor %}
-
-{% endif %}
-{% if a.link %}
-  link: {{ a.link }}
-{% endif %}
-{% if a.runbook %}
-  runbook: {{ a.runbook }}
-{% endif %}
-{% endfor %}
-{% if ongoing %}
-
-Still active: {{ ongoing|map(attribute='summary')|join(', ') }}
-{% endif %}
-"""
-
-DEFAULT_HTML = """\
-<div style="font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;font-size:14px">
-{% if kind == 'ack' %}
-<p><b>Acknowledged by {{ ack_by }}</b>{% if ack_comment %}: {{ ack_comment }}{% endif %}</p>
-{% endif %}
-{% if text %}<p>{{ text }}</p>{% endif %}
-{% for a in alerts %}
-<table style="border-collapse:collapse;margin:0 0 16px 0;border-left:4px solid {{ a.colour }}">
-<tr><td colspan="2" style="padding:6px 10px;font-size:16px">
-<b>{{ a.summary }}</b> &middot; {{ a.STATE }} {{ a.duration_text }} &middot; \
-{{ a.severity }}</td></tr>
-{% if a.description %}<tr><td colspan="2" style="padding:2px 10px">\
-{{ a.description }}</td></tr>{% endif %}
-{% if a.value is not none %}<tr><td style="padding:2px 10px;color:#666">Value</td>\
-<td style="padding:2px 10px"><b>{{ a.value }}</b></td></tr>{% endif %}
-{% if a.threshold is not none %}<tr><td style="padding:2px 10px;color:#666">Threshold</td>\
-<td style="padding:2px 10px">{{ a.threshold }}</td></tr>{% endif %}
-{% if a.band %}<tr><td style="padding:2px 10px;color:#666">Expected</td>\
-<td style="padding:2px 10px">{{ a.band }}</td></tr>{% endif %}
-{% for k, v in a.shown_labels %}<tr><td style="padding:2px 10px;color:#666">{{ k }}</td>\
-<td style="padding:2px 10px">{{ v }}</td></tr>{% endfor %}
-{% if a.link %}<tr><td style="padding:2px 10px;color:#666">Link</td>\
-<td style="padding:2px 10px"><a href="{{ a.link }}">{{ a.link }}</a></td></tr>{% endif %}
-{% if a.runbook %}<tr><td style="padding:2px 10px;color:#666">Runbook</td>\
-<td style="padding:2px 10px"><a href="{{ a.runbook }}">{{ a.runbook }}</a></td></tr>{% endif %}
-</table>
-{% endfor %}
-{% if ongoing %}<p>Still active: {{ ongoing|map(attribute='summary')|join(', ') }}</p>{% endif %}
-<p style="color:#999;font-size:12px">Sent by Stackwatch</p>
-</div>
-"""
-
-DEFAULT_SHORT = (
-    "{% if kind == 'ack' %}acknowledged by {{ ack_by }}{% if ack_comment %}: {{ ack_comment }}"
-    "{% endif %}{% elif text %}{{ text }}{% elif alerts %}{% set a = alerts[0] %}{{ a.summary }}"
-    "{% if a.value is not none %} = {{ a.value }}{% endif %}"
-    "{% if a.threshold is not none %} (threshold {{ a.threshold }}){% endif %}"
-    "{% if a.band %} (expected {{ a.band }}){% endif %}"
-    "{% if alerts|length > 1 %} +{{ alerts|length - 1 }} more{% endif %}{% endif %}"
-)
-
-DEFAULTS: dict[str, str] = {
-    "title": DEFAULT_TITLE,
-    "markdown": DEFAULT_MARKDOWN,
-    "html": DEFAULT_HTML,
-    "text": DEFAULT_TEXT,
-    "short": DEFAULT_SHORT,
-}
 _APPRISE_FORMAT = {"markdown": "markdown", "html": "html", "text": "text", "short": "text"}
-
-
-def _number(value: float | None) -> str | None:
-    if value is None:
-        return None
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.4g}"
 
 
 def _band(annotations: dict[str, str]) -> str | None:
@@ -186,9 +55,31 @@ def _notify_type(message: Message, alerts: list[AlertSnapshot]) -> str:
     return "failure" if any(a.severity == "critical" for a in active) else "warning"
 
 
+def absolute_time(epoch: float, zone: ZoneInfo) -> str:
+    """``2024-03-04 10:00:00 CET (UTC+01:00)``; in UTC just ``... UTC``."""
+    moment = datetime.fromtimestamp(epoch, zone)
+    text = f"{moment:%Y-%m-%d %H:%M:%S} {moment.tzname()}"
+    return text if moment.tzname() == "UTC" else f"{text} (UTC{moment.isoformat()[-6:]})"
+
+
+def _group_desc(labels: dict[str, str], stack_names: dict[str, str]) -> str:
+    """The group's labels for a title, the stack by name (group labels hold its API key
+    unless the route groups by ``stack_name``)."""
+    shown = {k: v for k, v in labels.items() if k not in ("alertname", "stack_name") and v}
+    if labels.get("stack_name"):
+        shown["stack"] = labels["stack_name"]
+    elif shown.get("stack") in stack_names:
+        shown["stack"] = stack_names[shown["stack"]]
+    return " ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+
+
 class Renderer:
-    def __init__(self, default_link: str | None = None) -> None:
+    def __init__(
+        self, default_link: str | None = None, links: Links | None = None, timezone: str = "UTC"
+    ) -> None:
         self._default_link = default_link
+        self.links = links or Links()
+        self._zone = ZoneInfo(timezone)
         options: dict[str, Any] = {"trim_blocks": True, "lstrip_blocks": True}
         self._text_env = SandboxedEnvironment(autoescape=False, **options)
         self._html_env = SandboxedEnvironment(autoescape=True, **options)
@@ -203,13 +94,20 @@ class Renderer:
 
     # -- context ------------------------------------------------------------------
 
-    def _alert_context(self, alert: AlertSnapshot, now: float) -> dict[str, Any]:
+    def _alert_context(
+        self, alert: AlertSnapshot, now: float, kind: str = "alert"
+    ) -> dict[str, Any]:
         notes = alert.annotations
         duration = ""
         if alert.active_since is not None:
             end = alert.resolved_at if alert.resolved_at is not None else now
             span = format_duration(timedelta(seconds=max(0.0, end - alert.active_since)))
             duration = f"after {span}" if alert.state == "resolved" else f"for {span}"
+        link = notes.get("link") or self._default_link
+        runbook = notes.get("runbook") or notes.get("runbook_url")
+        page = self.links.alert_page(alert.fingerprint)
+        console = self.links.stack_page(alert)
+        named = alert.named_labels()
         return {
             "fingerprint": alert.fingerprint,
             "rule": alert.rule,
@@ -220,17 +118,37 @@ class Renderer:
             "emoji": _EMOJI.get(alert.state, "•"),
             "colour": {"resolved": "#2eb886", "firing": "#d00000"}.get(alert.state, "#e8a317"),
             "labels": dict(alert.labels),
-            "shown_labels": sorted(
-                (k, v) for k, v in alert.labels.items() if k not in _HIDDEN_LABELS
-            ),
+            "stack": named.get("stack"),
+            "shown_labels": sorted((k, v) for k, v in named.items() if k not in _HIDDEN_LABELS),
             "annotations": dict(notes),
             "summary": notes.get("summary") or alert.alertname,
             "description": notes.get("description"),
-            "value": _number(alert.value),
-            "threshold": _number(alert.threshold),
+            "value": number_text(alert.value),
+            "threshold": number_text(alert.threshold),
             "band": _band(notes),
-            "link": notes.get("link") or self._default_link,
-            "runbook": notes.get("runbook") or notes.get("runbook_url"),
+            "link": link,
+            "runbook": runbook,
+            "page": page,
+            "console": console,
+            "links": [
+                (text, href)
+                for text, href in (
+                    ("Alert", page),
+                    ("Contentstack", console),
+                    ("Link", link),
+                    ("Runbook", runbook),
+                )
+                if href
+            ],
+            "ack": (
+                Links.ack_command(alert.fingerprint)
+                if kind == "alert" and alert.state != "resolved"
+                else None
+            ),
+            "started": (
+                absolute_time(alert.active_since, self._zone) if alert.active_since else None
+            ),
+            "started_word": "started" if alert.state == "resolved" else "since",
             "duration_text": duration,
             "active_since": (
                 datetime.fromtimestamp(alert.active_since, UTC).isoformat()
@@ -240,9 +158,15 @@ class Renderer:
         }
 
     def context(self, message: Message, alerts: list[AlertSnapshot]) -> dict[str, Any]:
-        items = [self._alert_context(alert, message.created_at) for alert in alerts]
+        items = [self._alert_context(alert, message.created_at, message.kind) for alert in alerts]
         ongoing = [self._alert_context(alert, message.created_at) for alert in message.ongoing]
         names = sorted({alert.alertname for alert in alerts})
+        # group labels carry a stack's API key: show the name its alerts know it by
+        stack_names = {
+            alert.labels["stack"]: alert.labels["stack_name"]
+            for alert in [*alerts, *message.ongoing]
+            if alert.labels.get("stack") and alert.labels.get("stack_name")
+        }
         return {
             "kind": message.kind,
             "status": _status(message, [*alerts, *message.ongoing]),
@@ -252,11 +176,7 @@ class Renderer:
             "resolved": [item for item in items if item["state"] == "resolved"],
             "alertnames": ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else ""),
             "group_labels": dict(message.group_labels),
-            "group_desc": " ".join(
-                f"{k}={v}"
-                for k, v in sorted(message.group_labels.items())
-                if k != "alertname" and v
-            ),
+            "group_desc": _group_desc(message.group_labels, stack_names),
             "repeat": message.repeat,
             "ack_by": message.ack_by,
             "ack_comment": message.ack_comment,
@@ -268,6 +188,7 @@ class Renderer:
             }.get(message.kind, "Stackwatch"),
             "link": self._default_link,
             "now": datetime.fromtimestamp(message.created_at, UTC).isoformat(),
+            "now_local": absolute_time(message.created_at, self._zone),
         }
 
     # -- rendering ----------------------------------------------------------------
@@ -325,6 +246,9 @@ class Renderer:
         self, message: Message, destination: Destination, overrides: TemplateOverrides | None
     ) -> list[Part]:
         """The sends ``message`` needs on ``destination``."""
+        if destination.scheme in alertmanager.SCHEMES:
+            part = alertmanager.message_part(message, destination, self.links)
+            return [part] if part else []
         if destination.incident and message.kind in ("alert", "ack") and message.alerts:
             return [
                 part
@@ -390,24 +314,20 @@ class Renderer:
             "expected": context["band"],
             "active_since": context["active_since"],
             "description": context["description"],
+            "ack": Links.ack_command(alert.fingerprint),
         }
         event["payload"] = {
             "summary": f"{title}: {summary}"[:1024],
             "severity": severity,
-            "source": alert.labels.get("stack") or alert.labels.get("organization") or "stackwatch",
+            "source": context["stack"] or alert.labels.get("organization") or "stackwatch",
             "component": alert.labels.get("service") or alert.rule,
-            "group": alert.labels.get("stack", ""),
+            "group": context["stack"] or "",
             "class": alert.alertname,
             "timestamp": context["active_since"],
             "custom_details": {k: v for k, v in details.items() if v is not None},
         }
-        links = [
-            {"href": context[key], "text": text}
-            for key, text in (("link", "Open"), ("runbook", "Runbook"))
-            if context[key]
-        ]
-        if links:
-            event["links"] = links
+        if context["links"]:
+            event["links"] = [{"href": href, "text": text} for text, href in context["links"]]
         return event
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agent.durations import lenient_duration
 from agent.names import check_name
 from agent.redact import register_secret
-from agent.secretfiles import read_secret
+from agent.secretfiles import check_header_value, read_secret
 
 ActionKind = Literal["trigger", "disable", "enable"]
 When = Literal["firing", "resolved", "firing_for"]
@@ -121,6 +121,7 @@ class ActionConfig(_Model):
             self.http_key = SecretStr(read_secret(self.http_key_file, "http_key"))
         if self.http_key is not None:
             register_secret(self.http_key.get_secret_value())
+            check_header_value(self.http_key.get_secret_value(), "http_key")
 
     def build(self) -> Action:
         return Action(

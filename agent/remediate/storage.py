@@ -18,7 +18,7 @@ from datetime import datetime
 
 from agent.durations import parse_duration
 from agent.remediate.records import AlertContext, AuditRecord, Due, Guardrail, Outcome
-from agent.store import Store
+from agent.store import Store, lease
 
 COMPONENT = "remediate"
 MIGRATIONS: tuple[str, ...] = (
@@ -149,21 +149,11 @@ class RemediationStorage:
         conn = self.store.connection()
         candidates = conn.execute(
             "SELECT id FROM remediate_due WHERE status = 'pending' AND due_at <= ? "
-            "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at, id LIMIT ?",
+            f"AND {lease.UNCLAIMED} ORDER BY due_at, id LIMIT ?",
             (now, now, limit),
         ).fetchall()
-        claimed = []
-        for (row_id,) in candidates:
-            # the compare-and-swap: only one runner's UPDATE can match
-            cursor = conn.execute(
-                "UPDATE remediate_due SET claimed_by = ?, claimed_until = ? WHERE id = ? "
-                "AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < ?)",
-                (worker, until, row_id, now),
-            )
-            if cursor.rowcount == 1:
-                row = conn.execute("SELECT * FROM remediate_due WHERE id = ?", (row_id,)).fetchone()
-                claimed.append(_due(row))
-        return claimed
+        ids = [c[0] for c in candidates]
+        return [_due(row) for row in lease.claim(conn, "remediate_due", ids, worker, now, until)]
 
     def begin_call(self, due: Due, now: float, records: list[AuditRecord]) -> None:
         """Commit "a call is about to go out" (and its audit rows) before making it."""

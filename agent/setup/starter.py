@@ -97,9 +97,13 @@ def run_init(args: argparse.Namespace, config: Path) -> int:
             "uncomment authtoken_file in the config."
         )
     print("Then `stackwatch doctor` tries every part of it. Checking the config now:")
-    from agent.cli import cmd_check
+    from agent.logs import configure_logging
+    from agent.wiring import check, load_config
 
-    return cmd_check(argparse.Namespace(config=config))
+    settings = load_config(config, explicit=True)
+    configure_logging(settings.agent.log_level)
+    print(check(settings))
+    return 0
 
 
 def _answers(args: argparse.Namespace) -> Answers:
@@ -181,6 +185,8 @@ automations_projects = []
 [agent]
 rule_paths = ["rules"]
 state_path = "stackwatch.db"
+# where people reach this daemon's pages: messages then link each alert's page
+# external_url = "https://stackwatch.example.com"
 
 [notify]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -294,6 +294,29 @@ class _RowMaker:
             if extra:
                 row["_src"] = "edge"
 
+    def counted_rows(
+        self,
+        services: list[str],
+        field: str,
+        counts: Callable[[str, int], Iterable[tuple[str, int]]],
+    ) -> Result:
+        """Rows ``{count, type, <field>, date}`` for each bucket and service, from
+        ``counts(service, bucket index)``: (name, count) pairs. Zero counts make no row
+        (the bucket may get a date-only row instead)."""
+        rows: list[dict[str, Any]] = []
+        for b, bucket in enumerate(self.buckets):
+            zero_seen = False
+            label = bucket.label
+            for service in services:
+                for name, count in counts(service, b):
+                    if count > 0:
+                        rows.append({"count": count, "type": service, field: name, "date": label})
+                    else:
+                        zero_seen = True
+            self.date_only(rows, bucket, zero_seen)
+        self.finish(rows)
+        return Result(rows)
+
     def date_only(self, rows: list[dict[str, Any]], bucket: Bucket, zero_seen: bool) -> None:
         """The documented quirk: some buckets carry a bare ``{"date": ...}`` (count 0) row."""
         if (
@@ -315,48 +338,29 @@ def _statuses(m: _RowMaker) -> Result:
         (i, c) for i, c in enumerate(m.model.codes) if _status_wanted(c, m.request.status_filter)
     ]
     everything = len(codes) == len(m.model.codes)
+    names = [code for _, code in codes]
     series = {s: m.series(s) for s in m.services}
-    rows: list[dict[str, Any]] = []
-    append = rows.append
-    for b, bucket in enumerate(m.buckets):
-        zero_seen = False
-        label = bucket.label
-        for service in m.services:
-            agg = series[service][b]
-            counts = (
-                agg[1 : 1 + len(m.model.codes)] if everything else [agg[1 + i] for i, _ in codes]
-            )
-            for (_, code), count in zip(codes, counts, strict=True):
-                if count:
-                    append({"count": count, "type": service, "status": code, "date": label})
-                else:
-                    zero_seen = True
-        m.date_only(rows, bucket, zero_seen)
-    m.finish(rows)
-    return Result(rows)
+
+    def counts(service: str, b: int) -> Iterable[tuple[str, int]]:
+        agg = series[service][b]
+        wanted = agg[1 : 1 + len(names)] if everything else [agg[1 + i] for i, _ in codes]
+        return zip(names, wanted, strict=True)
+
+    return m.counted_rows(m.services, "status", counts)
 
 
 def _cache(m: _RowMaker) -> Result:
     wanted = ("HIT", "MISS") if m.request.cache_filter == "ALL" else (m.request.cache_filter,)
     services = [s for s in m.services if m.model.cacheable(s)]
     series = {s: m.series(s) for s in services}
-    rows: list[dict[str, Any]] = []
-    for b, bucket in enumerate(m.buckets):
-        zero_seen = False
-        label = bucket.label
-        for service in services:
-            agg = series[service][b]
-            hits = agg[-2]
-            values = {"HIT": hits, "MISS": agg[0] - hits}
-            for status in wanted:
-                if values[status] > 0:
-                    count = values[status]
-                    rows.append({"count": count, "type": service, "status": status, "date": label})
-                else:
-                    zero_seen = True
-        m.date_only(rows, bucket, zero_seen)
-    m.finish(rows)
-    return Result(rows)
+
+    def counts(service: str, b: int) -> Iterable[tuple[str, int]]:
+        agg = series[service][b]
+        hits = agg[-2]
+        values = {"HIT": hits, "MISS": agg[0] - hits}
+        return [(status, values[status]) for status in wanted]
+
+    return m.counted_rows(services, "status", counts)
 
 
 def _usage(m: _RowMaker) -> Result:
@@ -391,23 +395,15 @@ def _mix_rows(
     m: _RowMaker, label: str, mixes: Callable[[str], tuple[tuple[str, float], ...]]
 ) -> Result:
     series = {s: m.series(s) for s in m.services}
-    rows: list[dict[str, Any]] = []
-    for b, bucket in enumerate(m.buckets):
-        zero_seen = False
-        date = bucket.label
-        for service in m.services:
-            mix = mixes(service)
-            total = series[service][b][0]
-            u = m.model.uniform_for(label, service, bucket.start)[0]
-            parts = split(total, cumulative(share for _, share in mix), u)
-            for (name, _), count in zip(mix, parts, strict=True):
-                if count > 0:
-                    rows.append({"count": count, "type": service, label: name, "date": date})
-                else:
-                    zero_seen = True
-        m.date_only(rows, bucket, zero_seen)
-    m.finish(rows)
-    return Result(rows)
+
+    def counts(service: str, b: int) -> Iterable[tuple[str, int]]:
+        mix = mixes(service)
+        total = series[service][b][0]
+        u = m.model.uniform_for(label, service, m.buckets[b].start)[0]
+        parts = split(total, cumulative(share for _, share in mix), u)
+        return zip((name for name, _ in mix), parts, strict=True)
+
+    return m.counted_rows(m.services, label, counts)
 
 
 def _devices(m: _RowMaker) -> Result:

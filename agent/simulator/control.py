@@ -19,16 +19,28 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent.simulator.faults import Fault
-from agent.simulator.scenario import Incident, incident_from_dict
-
-if TYPE_CHECKING:
-    from agent.simulator.server import Simulator
+from agent.simulator.scenario import Incident, Scenario, incident_from_dict
 
 CONTROL_PREFIX = "/__sim/"
 _FAULT_FIELDS = {f.name: f for f in dataclasses.fields(Fault)}
+
+
+class Simulator(Protocol):
+    """What the control endpoints read and change in the running simulator (``server``)."""
+
+    scenario: Scenario
+
+    @property
+    def faults(self) -> list[Fault]: ...
+
+    def add_fault(self, fault: Fault) -> None: ...
+
+    def clear_faults(self) -> None: ...
+
+    def add_incident(self, incident: Incident) -> Incident: ...
 
 
 class ControlError(ValueError):

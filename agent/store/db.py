@@ -52,7 +52,8 @@ class Store:
             # (SQLite gives its -wal and -shm files the database file's mode)
         self._busy_timeout = busy_timeout
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        #: every open connection with the thread it belongs to
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._migrate_lock = threading.Lock()
         self._closed = False
@@ -83,7 +84,12 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                # threads that ended (an HTTP request's) leave theirs: close them now
+                ended = [old for thread, old in self._all if not thread.is_alive()]
+                self._all = [(t, c) for t, c in self._all if t.is_alive()]
+                self._all.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     @contextmanager
@@ -106,7 +112,7 @@ class Store:
         self._closed = True
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for _thread, conn in conns:
             conn.close()
 
     # -- migrations -----------------------------------------------------------------

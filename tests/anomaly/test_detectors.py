@@ -18,7 +18,7 @@ from agent.evaluate.anomaly.windows import SortedWindow
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
-METHODS = ["auto", "mad", "ewma", "seasonal", "cusum", "evt"]
+METHODS = ["auto", "mad", "ewma", "seasonal", "cusum", "evt", "extremes"]
 
 
 def condition(**overrides: Any) -> AnomalyCondition:
@@ -266,13 +266,15 @@ def test_auto_expects_a_spike_at_the_same_time_of_day_as_before() -> None:
     # outcome hinge on the particular draw rather than on the behaviour under test.
     for i in spikes:
         values[i] = 180.0
-    observations = feed(AnomalyTracker(condition()), values)
+    observations = feed(AnomalyTracker(condition(method="auto")), values)
     assert observations[spikes[0]].anomalous
     assert not any(observations[i].anomalous for i in spikes[1:])
 
 
 def test_auto_holds_an_ongoing_level_shift_but_forgets_it_eventually() -> None:
     """The level band learns a shift, yet judges it by the pre-shift band for a while."""
-    observations = feed(AnomalyTracker(condition(history=400)), noise(400) + noise(300, level=130))
+    observations = feed(
+        AnomalyTracker(condition(method="auto", history=400)), noise(400) + noise(300, level=130)
+    )
     assert all(o.anomalous for o in observations[400 + 12 : 400 + 12 + 15])
     assert not any(o.anomalous for o in observations[-50:])

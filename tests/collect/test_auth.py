@@ -108,6 +108,15 @@ def test_token_answer_without_access_token_is_malformed(
         oauth_clients.automations.list_projects()
 
 
+@pytest.mark.parametrize("token", ["tok\x80en", "tok en", "tok\r\nx-evil: 1", ""])
+def test_a_token_that_cannot_go_in_a_header_is_malformed(
+    router: respx.MockRouter, oauth_clients: Clients, token: str
+) -> None:
+    router.post(TOKEN_URL).respond(200, json={"access_token": token, "expires_in": 3600})
+    with pytest.raises(MalformedResponse, match="no usable access_token"):
+        oauth_clients.automations.list_projects()
+
+
 def test_refused_client_credentials(router: respx.MockRouter, oauth_clients: Clients) -> None:
     route = router.post(TOKEN_URL).respond(
         401, json={"error_message": f"client_secret={CLIENT_SECRET} is wrong"}

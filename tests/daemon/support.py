@@ -15,17 +15,36 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from agent.simulator import Incident, Simulator
+from agent.simulator.scenario import hex_id
 
 AUTHTOKEN = "daemon-test-authtoken-5c1e"
 ORG = "org-daemon-test"
 WEBSITE = "blt0000000000000website"
 MOBILE = "blt00000000000000mobile"
 ROOT = Path(__file__).resolve().parents[2]
+#: the scenario's Operations project and its "Purge CDN cache" automation (HTTP trigger)
+PROJECT = hex_id("project", "Operations")
+PURGE = hex_id(PROJECT, "purge")
+
+
+def cdn_spike(sim: Simulator, stack: str, minutes: int = 60) -> Incident:
+    """A CDN 5xx spike (30 %) on ``stack``, starting now."""
+    incident = Incident(
+        "5xx_spike",
+        timedelta(0),
+        timedelta(minutes=minutes),
+        stack=stack,
+        service="cdn",
+        magnitude=0.3,
+    )
+    return sim.add_incident(incident)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -39,10 +58,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class WebhookReceiver:
-    """Captures Apprise ``json://`` posts."""
+    """Captures Apprise ``json://`` posts and their ``Idempotency-Key`` headers.
+
+    ``mode``: ``ok`` answers 200; ``fail`` answers 500 (the post is counted in ``failed``,
+    not kept); ``hold`` keeps the post, sets ``holding`` and answers only once ``release``
+    is set (a delivery caught in flight)."""
 
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
+        #: when each post arrived (``time.time()``)
+        self.received: list[float] = []
+        self.failed = 0
+        self.mode = "ok"
+        self.holding = threading.Event()
+        self.release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -56,11 +86,21 @@ class WebhookReceiver:
                     payload = json.loads(body)
                 except ValueError:
                     payload = {"raw": body.decode(errors="replace")}
+                mode = receiver.mode
                 with receiver._lock:
-                    receiver.posts.append(payload)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    if mode == "fail":
+                        receiver.failed += 1
+                    else:
+                        receiver.posts.append(payload)
+                        receiver.keys.append(self.headers.get("Idempotency-Key"))
+                        receiver.received.append(time.time())
+                if mode == "hold":
+                    receiver.holding.set()
+                    receiver.release.wait(60)
+                with contextlib.suppress(OSError):  # a held sender may be gone
+                    self.send_response(500 if mode == "fail" else 200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -74,6 +114,7 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self.release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -83,6 +124,16 @@ class WebhookReceiver:
 
     def matching(self, *needles: str) -> list[str]:
         return [t for t in self.texts() if all(n in t for n in needles)]
+
+    def keys_of(self, *needles: str) -> list[str | None]:
+        """The idempotency keys of the posts whose text holds every needle."""
+        with self._lock:
+            pairs = list(zip(self.keys, self.posts, strict=True))
+        return [
+            key
+            for key, post in pairs
+            if all(n in f"{post.get('title', '')}\n{post.get('message', '')}" for n in needles)
+        ]
 
 
 class DaemonProcess:
@@ -185,6 +236,8 @@ def write_config(
     request_timeout: str = "5s",
     extra_contentstack: str = "",
     log_level: str = "info",
+    group_wait: str = "0s",
+    extra: str = "",
 ) -> Path:
     config = folder / "config.toml"
     config.write_text(
@@ -218,9 +271,10 @@ urls = ["json://127.0.0.1:{hook_port}/"]
 [notify.route]
 channels = ["hook"]
 group_by = ["alertname", "stack"]
-group_wait = "0s"
+group_wait = "{group_wait}"
 group_interval = "5s"
 repeat_interval = "4h"
+{extra}
 """
     )
     (folder / "rules").mkdir(exist_ok=True)
@@ -268,3 +322,60 @@ value = {above}
 op = "<"
 value = {clear_below}
 """
+
+
+def purge_remediation(key: str, *more: str) -> str:
+    """``[remediate]`` with one action, ``purge``, that calls the Purge CDN cache trigger;
+    ``key`` is its key line (``http_key = …`` or ``http_key_file = …``), ``more`` further
+    lines of the action."""
+    lines = "\n".join((key, *more))
+    return f"""
+[remediate]
+enabled = true
+allowlist = ["Purge CDN cache"]
+
+[[remediate.actions]]
+name = "purge"
+kind = "trigger"
+trigger = "purge-cache"
+project = "{PROJECT}"
+automation = "{PURGE}"
+{lines}
+"""
+
+
+@contextlib.contextmanager
+def daemon_on_simulator(folder: Path, rules: str, now: datetime) -> Iterator[Any]:
+    """A ``Daemon`` in this process on a ManualClock at ``now``, reading the simulator (two
+    stacks, Website and Mobile) over 127.0.0.1, with ``rules`` as its one rule file. Not
+    started: the test runs its groups (``run_group``) and beats itself."""
+    from agent.clock import ManualClock
+    from agent.config import load_settings
+    from agent.daemon.service import Daemon
+    from agent.simulator import Scenario, Simulator, Stack
+
+    clock = ManualClock(now)
+    scenario = Scenario(
+        name="in-process",
+        seed=11,
+        stacks=[Stack(WEBSITE, "Website", 1.0), Stack(MOBILE, "Mobile", 0.5)],
+    )
+    simulator = Simulator(
+        scenario,
+        clock=clock,
+        authtoken=AUTHTOKEN,
+        organization_uid=ORG,
+        job_duration=0.0,
+        rate_limit=10_000,
+    )
+    with simulator:
+        # no webhook listens there: notifications stay queued, which these tests ignore
+        config = write_config(
+            folder, simulator_url=simulator.url, hook_port=9, origin=now, speed=1.0
+        )
+        (folder / "rules" / "r.toml").write_text(rules)
+        daemon = Daemon(load_settings(config), config, clock=clock)
+        try:
+            yield daemon
+        finally:
+            daemon.store.close()

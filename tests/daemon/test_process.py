@@ -27,6 +27,7 @@ from .support import (
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    cdn_spike,
     ratio_rule,
     wait_until,
     write_config,
@@ -132,15 +133,7 @@ def _website_spike(sim: Simulator, minutes: int = 60) -> Incident:
     """A CDN 5xx spike on the Website stack, starting now and lasting until the test ends it
     (``Simulator.end_incident``) once the daemon has seen it: however slow a busy machine
     makes the daemon, the spike is still there when it looks."""
-    spike = Incident(
-        "5xx_spike",
-        timedelta(0),
-        timedelta(minutes=minutes),
-        stack=WEBSITE,
-        service="cdn",
-        magnitude=0.3,
-    )
-    return sim.add_incident(spike)
+    return cdn_spike(sim, WEBSITE, minutes)
 
 
 def _cycles(daemon: DaemonProcess) -> int:

@@ -8,14 +8,13 @@ action due but not run, and the restarted daemon runs it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from agent.clock import shared_clock
-from agent.simulator import Incident, Scenario, Simulator, Stack
-from agent.simulator.scenario import hex_id
+from agent.simulator import Scenario, Simulator, Stack
 
 from .support import (
     AUTHTOKEN,
@@ -24,6 +23,8 @@ from .support import (
     WEBSITE,
     DaemonProcess,
     WebhookReceiver,
+    cdn_spike,
+    purge_remediation,
     ratio_rule,
     wait_until,
     write_config,
@@ -32,8 +33,6 @@ from .support import (
 pytestmark = pytest.mark.timeout(180)
 
 SPEED = 60.0
-PROJECT = hex_id("project", "Operations")
-PURGE = hex_id(PROJECT, "purge")
 TRIGGER = "/automations-api/run/purge-cache"
 
 
@@ -58,21 +57,9 @@ def test_action_due_at_sigkill_runs_exactly_once_after_restart(tmp_path: Path) -
         (tmp_path / "purge.key").write_text("purge-secret\n")
         with config.open("a") as file:
             file.write(
-                f"""
-[remediate]
-enabled = true
-allowlist = ["Purge CDN cache"]
-
-[[remediate.actions]]
-name = "purge"
-kind = "trigger"
-trigger = "purge-cache"
-http_key_file = "purge.key"
-project = "{PROJECT}"
-automation = "{PURGE}"
-when = "firing_for"
-after = "3m"
-"""
+                purge_remediation(
+                    'http_key_file = "purge.key"', 'when = "firing_for"', 'after = "3m"'
+                )
             )
         rule = ratio_rule("cdn-5xx", stack="Website", above=0.05, clear_below=0.02)
         rule = rule.replace("\n[rule.query]", 'actions = ["purge"]\n\n[rule.query]', 1)
@@ -81,16 +68,7 @@ after = "3m"
         first = DaemonProcess(config)
         try:
             wait_until(lambda: first.get("/readyz")[0] == 200, 60, "/readyz 200")
-            sim.add_incident(
-                Incident(
-                    "5xx_spike",
-                    timedelta(0),
-                    timedelta(minutes=30),
-                    stack=WEBSITE,
-                    service="cdn",
-                    magnitude=0.3,
-                )
-            )
+            cdn_spike(sim, WEBSITE, minutes=30)
             due = first.wait_log("remediation_due", 60)
             assert due["action"] == "purge"
             first.kill()  # SIGKILL with the action due and not yet run
@@ -106,6 +84,10 @@ after = "3m"
             wait_until(
                 lambda: hook.matching("Stackwatch ran automation Purge CDN cache"), 30, "notice"
             )
+            # the firing notice went out before the notice (one alert's rows keep their
+            # order); twice at most, if the kill cut its delivery, then with one key
+            firing = hook.keys_of("[FIRING:1] cdn-5xx")
+            assert 1 <= len(firing) <= 2 and len(set(firing)) == 1
             status, body = second.get("/api/v1/audit?action=purge")
             assert status == 200
             trails = json.loads(body)

@@ -83,7 +83,10 @@ def test_run_refuses_a_reachable_bind_without_a_token(tmp_path, capsys, monkeypa
     assert not (tmp_path / "state.db").exists()  # refused before touching anything
 
 
-def test_without_a_configured_token_mutations_need_the_generated_one(tmp_path):
+def test_without_a_configured_token_mutations_need_the_generated_one(tmp_path, monkeypatch):
+    # nothing listens behind this config: a cycle gives up at once instead of retrying
+    # for seconds, so stop() does not wait out its shutdown timeout on it
+    monkeypatch.setenv("STACKWATCH_CONTENTSTACK__MAX_RETRIES", "0")
     config = _daemon_config(tmp_path)
     daemon = Daemon(load_settings(config), config)
     daemon.start()

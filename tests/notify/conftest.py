@@ -17,6 +17,7 @@ import structlog
 from agent.clock import ManualClock
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.notify import Notifier, NotifyConfig
+from agent.notify.links import Links
 from agent.store import Store
 from tests.conftest import HttpReceiver
 
@@ -67,11 +68,13 @@ def clock() -> ManualClock:
 def make_notifier(tmp_path: Path, clock: ManualClock) -> Iterator[Callable[..., Notifier]]:
     stores: list[Store] = []
 
-    def build(config: dict[str, Any] | NotifyConfig, *, db: str = "state.db") -> Notifier:
+    def build(
+        config: dict[str, Any] | NotifyConfig, *, db: str = "state.db", links: Links | None = None
+    ) -> Notifier:
         parsed = config if isinstance(config, NotifyConfig) else NotifyConfig(**config)
         store = Store(tmp_path / db)
         stores.append(store)
-        return Notifier(parsed, store, clock)
+        return Notifier(parsed, store, clock, links)
 
     yield build
     for store in stores:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agent.durations import strict_duration
 
-Method = Literal["auto", "mad", "ewma", "seasonal", "cusum", "evt"]
+Method = Literal["auto", "mad", "ewma", "seasonal", "cusum", "evt", "extremes"]
 Direction = Literal["above", "below", "both"]
 
 
@@ -26,7 +26,7 @@ class AnomalyCondition(BaseModel):
 
     type: Literal["anomaly"]
     method: Method = Field(
-        "auto",
+        "extremes",
         description=(
             "auto: novelty of the value, of its short-term mean (level shifts) and, when the "
             "series shows a daily cycle or `season` is set, of its deviation from the same "
@@ -37,7 +37,12 @@ class AnomalyCondition(BaseModel):
             "(peaks-over-threshold) bands on the jump from the recent median, on the "
             "24-point median and, when the series has a daily cycle, on the deviation from "
             "recent days; never inside the largest deviation of `history` plus one noise "
-            "IQR, so what the series already did is not news."
+            "IQR, so what the series already did is not news. extremes (recommended): the "
+            "value, its jump from the recent median, its 12-point mean and (with a daily "
+            "cycle) its deviation from recent days, each against its own `history`: one point "
+            "must pass everything seen plus one noise IQR, two of three points in a row need "
+            "only pass all but the 6 most extreme values, by 25 % of their distance from the "
+            "median."
         ),
     )
     sensitivity: float = Field(
@@ -50,7 +55,7 @@ class AnomalyCondition(BaseModel):
             "standard deviations, cusum alarms at 8, auto's band reaches 25 % beyond "
             "the most extreme values seen more than a few times in `history`, and evt's "
             "band reaches one noise IQR beyond the largest deviation in `history` (its "
-            "tail fit risks 0.001 per point at 1)."
+            "tail fit risks 0.001 per point at 1); extremes divides its margin and its noise IQR."
         ),
     )
     direction: Direction = Field("both", description="Which side of the band counts.")

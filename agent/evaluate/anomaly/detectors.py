@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.evaluate.anomaly.base import Detector
 from agent.evaluate.anomaly.condition import AnomalyCondition
 from agent.evaluate.anomaly.evt import EvtDetector
+from agent.evaluate.anomaly.extremes import ExtremesDetector
 from agent.evaluate.anomaly.novelty import AutoDetector
 from agent.evaluate.anomaly.rolling import CusumDetector, EwmaDetector, MadDetector
 from agent.evaluate.anomaly.seasonal import SeasonalDetector
@@ -18,6 +19,7 @@ DETECTORS: dict[str, type[Detector]] = {
         SeasonalDetector,
         CusumDetector,
         EvtDetector,
+        ExtremesDetector,
     )
 }
 

@@ -50,6 +50,11 @@ class AnomalyTracker:
         self._trigger = FlagWindow(condition.trigger_window)
         self._recovery = FlagWindow(condition.recovery_window)
 
+    @property
+    def last(self) -> Observation | None:
+        """The latest point absorbed, with the band it was judged against."""
+        return self._last
+
     def observe(self, at: datetime, value: float) -> Observation:
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)

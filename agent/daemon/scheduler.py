@@ -69,6 +69,9 @@ class EvaluationScheduler:
         self._labels: dict[str, str] = {}
         #: runs skipped since the job last ran, per job (reported on the first skip)
         self._skips: dict[str, int] = {}
+        self._beat: Callable[[], None] | None = None
+        #: set by ``wake_beat``; a beat that ends with it set runs again at once
+        self._woken = threading.Event()
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -100,13 +103,24 @@ class EvaluationScheduler:
         run = self._wrap(BEAT_ID, beat)
 
         def beat_then_schedule_next() -> None:
+            self._woken.clear()
             try:
                 run()
             finally:
                 if self._scheduler.running:
-                    self._schedule_beat(beat_then_schedule_next, seconds)
+                    # woken while it ran: what was queued meanwhile leaves at once
+                    delay = 0.0 if self._woken.is_set() else seconds
+                    self._schedule_beat(beat_then_schedule_next, delay)
 
+        self._beat = beat_then_schedule_next
         self._schedule_beat(beat_then_schedule_next, 0.0)
+
+    def wake_beat(self) -> None:
+        """Run the beat now rather than up to an interval later (a cycle has queued
+        notifications: detection latency is the cycle's, not the beat's)."""
+        self._woken.set()
+        if self._beat is not None and self._scheduler.running:
+            self._schedule_beat(self._beat, 0.0)
 
     def _schedule_beat(self, job: Callable[[], None], delay: float) -> None:
         self._scheduler.add_job(

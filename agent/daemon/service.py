@@ -122,11 +122,11 @@ class Daemon:
             state=str(self.store.path),
             clock_speed=agent.clock_speed,
         )
-        heap.settle()
         self._started.set()
         self.metrics.ready.set(1)
         log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
+        heap.settle()  # (after READY: a full collection takes a few tenths of a second)
 
     def _schedule(self) -> None:
         engine = self.pipeline.engine
@@ -154,6 +154,8 @@ class Daemon:
                 self.crashes.report(pipeline, self.store, group.label, now, error_text)
                 return
             self.crashes.report(pipeline, self.store, group.label, now, None)
+        if report.transitions:  # committed: their notifications leave now
+            self.scheduler.wake_beat()
         elapsed = time.monotonic() - started
         self.metrics.record_cycle(group.label, elapsed, errors=bool(report.errors))
         self.metrics.set_group_counts(group.job_id, counts)

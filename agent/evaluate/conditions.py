@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import NamedTuple
 
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker, Observation
 from agent.evaluate.rules import (
@@ -42,13 +44,19 @@ GRANULARITY_SECONDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Judgement:
+#: the details of a judgement that has none (shared, read only)
+_NO_DETAILS: Mapping[str, str] = MappingProxyType({})
+
+
+class Judgement(NamedTuple):
+    """(A tuple: one is made per instance per cycle, and a frozen dataclass costs twice as
+    much to build.)"""
+
     verdict: Verdict
     value: float | None
     threshold: float | None = None
     #: extra annotations, e.g. the anomaly band.
-    details: dict[str, str] = field(default_factory=dict)
+    details: Mapping[str, str] = _NO_DETAILS
 
 
 def data_lag(rule: Rule) -> timedelta:

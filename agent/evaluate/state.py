@@ -13,9 +13,9 @@ and is resolved only by data that meets the clear condition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from agent.evaluate.alerts import AlertState
 
@@ -28,8 +28,10 @@ class Verdict(StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceState:
+class InstanceState(NamedTuple):
+    """(A tuple: every instance steps to a new one every cycle, and building a frozen
+    dataclass costs several times as much.)"""
+
     state: AlertState = AlertState.INACTIVE
     #: when the instance entered ``state``.
     since: datetime | None = None
@@ -63,21 +65,21 @@ def step(
     if verdict is Verdict.NODATA or verdict is Verdict.ERROR:
         target = AlertState.NODATA if verdict is Verdict.NODATA else AlertState.ERROR
         if state is AlertState.FIRING:
-            return replace(current, unavailable_since=previous.unavailable_since or now)
+            return current._replace(unavailable_since=previous.unavailable_since or now)
         if state is target:
             return current
         return _enter(current, target, now, firing_since=None)
 
     if state is AlertState.FIRING:
         if current.unavailable_since is not None:
-            current = replace(current, unavailable_since=None)
+            current = current._replace(unavailable_since=None)
         if verdict is Verdict.CLEARED:
             clearing_since = previous.clearing_since or now
             if now - clearing_since >= clear_for:
                 return _enter(current, AlertState.RESOLVED, now, firing_since=previous.firing_since)
-            return replace(current, clearing_since=clearing_since)
+            return current._replace(clearing_since=clearing_since)
         if current.clearing_since is not None:  # (a firing alert steps every cycle: no copy)
-            current = replace(current, clearing_since=None)
+            current = current._replace(clearing_since=None)
         return current
 
     if state is AlertState.PENDING:
@@ -92,8 +94,8 @@ def step(
     if verdict is Verdict.BREACHED:
         if for_ <= timedelta(0):
             return _enter(current, AlertState.FIRING, now, firing_since=now)
-        return replace(
-            _enter(current, AlertState.PENDING, now, firing_since=None), pending_since=now
+        return _enter(current, AlertState.PENDING, now, firing_since=None)._replace(
+            pending_since=now
         )
     if state in (AlertState.NODATA, AlertState.ERROR):
         return _enter(current, AlertState.INACTIVE, now, firing_since=None)
@@ -104,8 +106,8 @@ def step(
 def _observed(
     previous: InstanceState, value: float | None, now: datetime, error: str | None
 ) -> InstanceState:
-    """``replace(previous, value=value, evaluated_at=now, error=error)``, spelt out: every
-    instance takes this step every cycle, and ``dataclasses.replace`` costs twice as much."""
+    """``previous._replace(value=value, evaluated_at=now, error=error)``, spelt out: every
+    instance takes this step every cycle, and building by position costs half as much."""
     return InstanceState(
         previous.state,
         previous.since,
@@ -122,8 +124,7 @@ def _observed(
 def _enter(
     current: InstanceState, state: AlertState, now: datetime, *, firing_since: datetime | None
 ) -> InstanceState:
-    return replace(
-        current,
+    return current._replace(
         state=state,
         since=now,
         pending_since=None,

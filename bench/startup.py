@@ -93,3 +93,41 @@ def measure_startup(
         "api_time": requests / RATE + job_duration,
         "startup_requests": requests,
     }
+
+
+def main() -> None:
+    import argparse
+    import statistics
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from agent.daemon.grouping import group_rules
+    from agent.wiring import load_config, load_rule_set
+    from bench.rulemix import write_setup
+
+    parser = argparse.ArgumentParser(description="start -> /readyz and first cycle of `run`")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--stacks", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--job-duration", type=float, default=2.0)
+    parser.add_argument("--no-first-cycle", action="store_true", help="stop at /readyz")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_setup(Path(folder), args.rules, args.stacks)
+        rules = load_rule_set(load_config(config, explicit=True))
+        groups = len(group_rules(rules, timedelta(minutes=1), datetime.now(UTC)))
+        runs = []
+        with SimulatorProcess(args.stacks, job_duration=args.job_duration) as sim:
+            for _ in range(args.runs):
+                runs.append(
+                    measure_startup(
+                        config, sim, 0 if args.no_first_cycle else groups, args.job_duration
+                    )
+                )
+                print(json.dumps(runs[-1]), flush=True)
+    for key in ("ready", "first_cycle"):
+        print(f"{key}: median {statistics.median(r[key] for r in runs):.2f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

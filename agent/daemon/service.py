@@ -265,8 +265,9 @@ class Daemon:
             log.warning("stop_abandons_cycles", timeout=timeout)
         deadline = started + timeout * 2 if idle else time.monotonic()
         pending = 0
-        try:  # deliver what the cycles queued, within the timeout
-            pending = self.notifier.drain(deadline)
+        try:  # deliver what the cycles queued, within the timeout (to channels that loaded)
+            if not self._channel_problems:
+                pending = self.notifier.drain(deadline)
         except Exception:
             log.exception("flush_failed")
         self.scheduler.shutdown()

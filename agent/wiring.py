@@ -18,6 +18,7 @@ from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules, rule_files
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.sources import LiveSource
+from agent.notify.channels import ChannelRegistry
 from agent.notify.config import RouteConfig
 from agent.notify.links import Links
 from agent.notify.message import Reading
@@ -83,6 +84,7 @@ def check(settings: Settings) -> str:
     file); raises ConfigError or RulesInvalid for a bad one."""
     rules = load_rule_set(settings)
     files = rule_files(settings.agent.rule_paths)
+    ChannelRegistry(settings.notify.channels)  # loads Apprise, which judges their URLs
     return f"OK: config valid, {len(rules)} rules in {len(files)} files"
 
 
@@ -152,6 +154,7 @@ def build_pipeline(
     previous: Pipeline | None = None,
     observe_api: Callable[[str, int], None] | None = None,
     observe_remediation: Observe | None = None,
+    lazy_channels: bool = False,
 ) -> Pipeline:
     """Clients, source, engine and, given a ``store``, the notifier. ``network_clock``
     paces requests (rate limit, retries, job polling) when it must differ from the clock
@@ -159,7 +162,8 @@ def build_pipeline(
     10 per real second. Parts of a ``previous`` pipeline whose settings did not change are
     reused (open connections, caches); its alert state moves over with ``take_over``.
     ``observe_api`` hears every API answer (endpoint, status) of new clients,
-    ``observe_remediation`` every remediation outcome (action, outcome)."""
+    ``observe_remediation`` every remediation outcome (action, outcome).
+    ``lazy_channels``: a new notifier loads Apprise and its channels when first used."""
     problem = settings.contentstack.credentials_problem()
     if problem:
         raise ConfigError([problem])
@@ -176,7 +180,7 @@ def build_pipeline(
     elif store is not None:
         from agent.notify import Notifier  # Apprise comes with it: only where it sends
 
-        notifier = Notifier(settings.notify, store, clock, links)
+        notifier = Notifier(settings.notify, store, clock, links, lazy_channels=lazy_channels)
     if previous is not None and previous.settings.contentstack == settings.contentstack:
         clients, source = previous.clients, previous.engine.source
     else:

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.simproc import SimulatorProcess
+from bench.simproc import SimulatorProcess, peak_rate
 
 #: the API's rate limit, requests per second
 RATE = 10.0
@@ -42,9 +42,19 @@ def _groups_done(metrics: str) -> int:
     return len(done)
 
 
+def _cycles_run(metrics: str) -> int:
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith("stackwatch_evaluations_total{")
+    )
+
+
 def measure_startup(
-    config: Path, sim: SimulatorProcess, groups: int, job_duration: float
+    config: Path, sim: SimulatorProcess, groups: int, job_duration: float, observe: float = 0.0
 ) -> dict[str, Any]:
+    """``observe``: seconds from the start to keep the daemon running, for the request
+    rate the simulator saw over several cycles of every group."""
     folder = config.parent
     (folder / "state.db").unlink(missing_ok=True)
     run_config = folder / "run.toml"
@@ -84,6 +94,10 @@ def measure_startup(
             time.sleep(0.05)
         first_cycle = time.perf_counter() - started
         requests = len(sim.arrivals())
+        while time.perf_counter() - started < observe:
+            time.sleep(0.5)
+        arrivals = sim.arrivals()
+        cycles = _cycles_run(_get(url + "/metrics")[1])
     finally:
         process.terminate()
         process.wait(60)
@@ -92,4 +106,54 @@ def measure_startup(
         "first_cycle": first_cycle,
         "api_time": requests / RATE + job_duration,
         "startup_requests": requests,
+        "observed": time.perf_counter() - started if observe else first_cycle,
+        "cycles": cycles,
+        "observed_requests": len(arrivals),
+        "peak_rate": peak_rate(arrivals),
+        "throttled": sum(1 for a in arrivals if a.status == 429),
     }
+
+
+def main() -> None:
+    import argparse
+    import statistics
+    import tempfile
+    from datetime import UTC, datetime, timedelta
+
+    from agent.daemon.grouping import group_rules
+    from agent.wiring import load_config, load_rule_set
+    from bench.rulemix import write_setup
+
+    parser = argparse.ArgumentParser(description="start -> /readyz and first cycle of `run`")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--stacks", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--job-duration", type=float, default=2.0)
+    parser.add_argument("--no-first-cycle", action="store_true", help="stop at /readyz")
+    parser.add_argument(
+        "--observe", type=float, default=0.0, help="seconds to keep it running (request rate)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_setup(Path(folder), args.rules, args.stacks)
+        rules = load_rule_set(load_config(config, explicit=True))
+        groups = len(group_rules(rules, timedelta(minutes=1), datetime.now(UTC)))
+        runs = []
+        with SimulatorProcess(args.stacks, job_duration=args.job_duration) as sim:
+            for _ in range(args.runs):
+                runs.append(
+                    measure_startup(
+                        config,
+                        sim,
+                        0 if args.no_first_cycle else groups,
+                        args.job_duration,
+                        args.observe,
+                    )
+                )
+                print(json.dumps(runs[-1]), flush=True)
+    for key in ("ready", "first_cycle"):
+        print(f"{key}: median {statistics.median(r[key] for r in runs):.2f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -178,3 +178,25 @@ def test_an_invalid_apprise_url_is_a_config_error_naming_only_its_position(tmp_p
     err = capsys.readouterr().err
     assert "channel 'mail': URL #2 (nosuchscheme://…) is not a valid Apprise URL" in err
     assert "hunter2pass" not in err and "Traceback" not in err
+
+
+def test_check_judges_channel_urls_with_apprise(tmp_path, capsys):
+    from agent.cli import main
+
+    path = write(
+        tmp_path,
+        '[notify]\n[[notify.channels]]\nname = "mail"\n'
+        'urls = ["console://", "nosuchscheme://user:hunter2pass@host"]\n',
+    )
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "channel 'mail': URL #2 (nosuchscheme://…) is not a valid Apprise URL" in err
+    assert "hunter2pass" not in err and "Traceback" not in err
+
+
+def test_a_channel_url_without_a_scheme_is_refused_when_the_settings_load(tmp_path):
+    path = write(tmp_path, '[notify]\n[[notify.channels]]\nname = "mail"\nurls = ["hunter2pass"]\n')
+    with pytest.raises(ConfigError, match=r"channel 'mail': URL #1 is not SCHEME://…") as error:
+        load_settings(path)
+    assert "hunter2pass" not in str(error.value)

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
-from agent.config import Settings, load_settings
+from agent.config import ConfigError, Settings, load_settings
 from agent.daemon import cycle, heap, persistence, security, systemd
 from agent.daemon.exporter import ContentstackCollector
 from agent.daemon.grouping import RuleGroup, group_rules
@@ -76,6 +76,9 @@ class Daemon:
         self._reached: dict[str, bool] = {}
         self._last_beat = time.monotonic()
         self._pruned_at: datetime | None = None
+        self._loop: ProcessLoop | None = None
+        #: why the channels could not be loaded (their URLs are judged after start-up)
+        self._channel_problems: list[str] = []
 
     @property
     def settings(self) -> Settings:
@@ -96,6 +99,7 @@ class Daemon:
             previous=previous,
             observe_api=self.metrics.observe_api,
             observe_remediation=self.metrics.observe_remediation,
+            lazy_channels=previous is None,
         )
 
     # -- start-up ---------------------------------------------------------------------
@@ -127,6 +131,18 @@ class Daemon:
         log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
         heap.settle()  # (after READY: a full collection takes a few tenths of a second)
+        # Apprise takes about a second to import: it loads while the daemon serves
+        threading.Thread(target=self._load_channels, name="channels", daemon=True).start()
+
+    def _load_channels(self) -> None:
+        """A channel URL that Apprise refuses stops the daemon, as a config error."""
+        try:
+            self.notifier.channels.load()
+        except ConfigError as error:
+            self._channel_problems = error.problems
+            log.error("config_invalid", problems=error.problems)
+            if self._loop is not None:
+                self._loop.request_stop()
 
     def _schedule(self) -> None:
         engine = self.pipeline.engine
@@ -230,8 +246,13 @@ class Daemon:
     # -- running as a process ---------------------------------------------------------
 
     def run(self) -> bool:
-        """Serve until SIGTERM/SIGINT; True when it stopped cleanly."""
-        return ProcessLoop(self).run()
+        """Serve until SIGTERM/SIGINT; True when it stopped cleanly. Raises ConfigError,
+        once stopped, when a channel's URL turned out bad."""
+        self._loop = ProcessLoop(self)
+        stopped = self._loop.run()
+        if self._channel_problems:
+            raise ConfigError(self._channel_problems)
+        return stopped
 
     def stop(self) -> bool:
         started = time.monotonic()
@@ -244,8 +265,9 @@ class Daemon:
             log.warning("stop_abandons_cycles", timeout=timeout)
         deadline = started + timeout * 2 if idle else time.monotonic()
         pending = 0
-        try:  # deliver what the cycles queued, within the timeout
-            pending = self.notifier.drain(deadline)
+        try:  # deliver what the cycles queued, within the timeout (to channels that loaded)
+            if not self._channel_problems:
+                pending = self.notifier.drain(deadline)
         except Exception:
             log.exception("flush_failed")
         self.scheduler.shutdown()

@@ -267,15 +267,12 @@ class MemorySource:
 class PrefetchedSource:
     """Answers from rows fetched once, up front, over a longer span (``once`` replays the
     last minutes so pending timers are honoured without waiting). A request is answered
-    by the prefetched request it merges with; a failed fetch fails it again."""
+    by the prefetched request it merges with; a failed fetch fails it again. The requests
+    are fetched as one batch where the source batches (Analytics jobs run together)."""
 
     def __init__(self, source: DataSource, requests: Iterable[DataRequest]) -> None:
-        self._answers: dict[tuple[object, ...], list[Sample] | Exception] = {}
-        for request in requests:
-            try:
-                self._answers[merge_key(request)] = source.fetch(request)
-            except Exception as error:  # reported by the engine, per rule
-                self._answers[merge_key(request)] = error
+        answers = fetch_all(source, list(requests))  # errors are reported per rule
+        self._answers = {merge_key(request): answer for request, answer in answers.items()}
 
     def fetch(self, request: DataRequest) -> list[Sample]:
         answer = self._answers.get(merge_key(request))

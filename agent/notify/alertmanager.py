@@ -1,13 +1,14 @@
 """Alertmanager as a destination: ``alertmanager://host:port`` (``alertmanagers://`` for TLS).
 
 ``alertmanager://[user:password@]host[:port][/prefix][?resend=1m&timeout=10&verify=yes]``
-POSTs to ``<prefix>/api/v2/alerts``. An Apprise custom notification (registered when this
-module is imported), so the URL sits in a channel like any other. A message becomes the
-list of its alerts: labels (the stack by name), annotations (summary, value, links, the
-ack command), ``startsAt`` (when the episode began), ``generatorURL`` (the alert's page)
-and, once resolved, ``endsAt``. A firing alert is posted without ``endsAt``: Alertmanager
-keeps it for its ``resolve_timeout`` (5m by default), so ``repost.Reposter`` posts it
-again every ``resend`` (default 1m) while it fires, as Prometheus does.
+POSTs to ``<prefix>/api/v2/alerts``. An Apprise custom notification (``post_alerts``,
+registered by ``agent.notify.plugins``), so the URL sits in a channel like any other.
+A message becomes the list of its alerts: labels (the stack by name), annotations
+(summary, value, links, the ack command), ``startsAt`` (when the episode began),
+``generatorURL`` (the alert's page) and, once resolved, ``endsAt``. A firing alert is
+posted without ``endsAt``: Alertmanager keeps it for its ``resolve_timeout`` (5m by
+default), so ``repost.Reposter`` posts it again every ``resend`` (default 1m) while it
+fires, as Prometheus does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 
 import httpx
 import structlog
-from apprise.decorators import notify
 
 from agent.durations import parse_duration
 from agent.notify.destination import Destination, Part
@@ -126,7 +126,7 @@ def _free_text_alert(body: str, title: str, notify_type: str) -> list[dict[str, 
     return [{"labels": {"alertname": "Stackwatch", "severity": severity}, "annotations": notes}]
 
 
-def _send(
+def post_alerts(
     body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
 ) -> bool:
     host = meta.get("host") or ""
@@ -169,7 +169,3 @@ def _send(
         )
         return False
     return True
-
-
-notify(on="alertmanager", name="Prometheus Alertmanager (Stackwatch)")(_send)
-notify(on="alertmanagers", name="Prometheus Alertmanager over TLS (Stackwatch)")(_send)

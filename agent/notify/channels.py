@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-import apprise
-
-from agent.notify import alertmanager, plugins  # noqa: F401  (register their schemes)
+from agent.config import ConfigError
 from agent.notify.config import ChannelConfig
 from agent.notify.destination import Destination, Part, template_kind
 from agent.redact import redact, register_secret
+
+if TYPE_CHECKING:
+    import apprise
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Channel:
                 )
             )
         # A bad URL is a config problem, reported by name and position, never by value.
+        import apprise
+
         for index, destination in enumerate(self.destinations):
             probe = apprise.Apprise(asset=asset)
             if not probe.add(destination.url):
@@ -61,6 +66,8 @@ class Channel:
 
     def send(self, destination: Destination, part: Part) -> SendResult:
         """Send one rendered part to one destination."""
+        import apprise
+
         url = with_params(destination.url, part.params)
         client = apprise.Apprise(asset=self._asset)
         if not client.add(url):
@@ -83,6 +90,8 @@ class Channel:
 
 
 def _urls_from_config_files(paths: list[Path], asset: apprise.AppriseAsset) -> list[str]:
+    import apprise
+
     urls: list[str] = []
     for path in paths:
         config = apprise.AppriseConfig(asset=asset)
@@ -98,6 +107,8 @@ def _urls_from_config_files(paths: list[Path], asset: apprise.AppriseAsset) -> l
 
 
 def _display(url: str, asset: apprise.AppriseAsset) -> str:
+    import apprise
+
     client = apprise.Apprise(asset=asset)
     if client.add(url) and len(client) == 1:
         # Apprise's privacy form masks credentials; the query string is mostly noise.
@@ -139,18 +150,59 @@ def with_params(url: str, params: dict[str, str]) -> str:
 
 
 class ChannelRegistry:
-    def __init__(self, configs: list[ChannelConfig], storage_path: Path | None = None) -> None:
-        # Persistent storage lets stateful plugins (Opsgenie keeps the request ids it
-        # needs to close an alert) work across sends and restarts.
-        if storage_path is not None:
-            storage_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.asset = apprise.AppriseAsset(storage_path=str(storage_path), storage_mode="flush")
-        else:
-            self.asset = apprise.AppriseAsset()
-        self._channels = {config.name: Channel(config, self.asset) for config in configs}
+    """The configured channels. Apprise (about a second to import) and every channel's
+    URLs load on first use, or with ``load()``: a daemon serves before they are loaded.
+    A URL Apprise refuses is a ConfigError, raised by whichever comes first."""
+
+    def __init__(
+        self,
+        configs: list[ChannelConfig],
+        storage_path: Path | None = None,
+        *,
+        pagerduty_events_url: str | None = None,
+        lazy: bool = False,
+    ) -> None:
+        self._configs = configs
+        self._storage_path = storage_path
+        self._pagerduty_events_url = pagerduty_events_url
+        self._lock = threading.Lock()
+        self._channels: dict[str, Channel] | None = None
+        if not lazy:
+            self.load()
+
+    def load(self) -> None:
+        """Import Apprise (registering Stackwatch's schemes) and build every channel."""
+        with self._lock:
+            if self._channels is not None:
+                return
+            import apprise
+
+            from agent.notify import plugins  # registers Stackwatch's schemes
+
+            plugins.set_pagerduty_events_url(self._pagerduty_events_url)
+            # Persistent storage lets stateful plugins (Opsgenie keeps the request ids it
+            # needs to close an alert) work across sends and restarts.
+            if self._storage_path is not None:
+                self._storage_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.asset = apprise.AppriseAsset(
+                    storage_path=str(self._storage_path), storage_mode="flush"
+                )
+            else:
+                self.asset = apprise.AppriseAsset()
+            try:
+                channels = {config.name: Channel(config, self.asset) for config in self._configs}
+            except ValueError as error:
+                raise ConfigError([str(error)]) from None
+            self._channels = channels
+
+    @property
+    def loaded(self) -> bool:
+        return self._channels is not None
 
     def get(self, name: str) -> Channel | None:
+        self.load()
+        assert self._channels is not None
         return self._channels.get(name)
 
     def names(self) -> list[str]:
-        return list(self._channels)
+        return [config.name for config in self._configs]

@@ -15,7 +15,7 @@ import structlog
 
 from agent.clock import Clock
 from agent.evaluate.alerts import AlertState, Transition
-from agent.notify import plugins, schema, storage, undeliverable
+from agent.notify import schema, storage, undeliverable
 from agent.notify.channels import ChannelRegistry
 from agent.notify.config import NotifyConfig, TemplateOverrides
 from agent.notify.dispatch import Dispatcher, idempotency_key
@@ -61,18 +61,30 @@ class TestResult:
 
 class Notifier:
     def __init__(
-        self, config: NotifyConfig, store: Store, clock: Clock, links: Links | None = None
+        self,
+        config: NotifyConfig,
+        store: Store,
+        clock: Clock,
+        links: Links | None = None,
+        *,
+        lazy_channels: bool = False,
     ) -> None:
+        """``lazy_channels``: Apprise and the channels load at the first delivery or at
+        ``channels.load()`` (the daemon's start-up), not here."""
         self.config = config
         self.links = links or Links()
         self.store = store
         self.clock = clock
         store.migrate(schema.COMPONENT, schema.MIGRATIONS)
-        plugins.set_pagerduty_events_url(config.pagerduty_events_url)
         apprise_dir = config.apprise_storage_path or store.path.with_name(
             store.path.name + ".apprise"
         )
-        self.channels = ChannelRegistry(config.channels, Path(apprise_dir))
+        self.channels = ChannelRegistry(
+            config.channels,
+            Path(apprise_dir),
+            pagerduty_events_url=config.pagerduty_events_url,
+            lazy=lazy_channels,
+        )
         self.routes = RouteTree(config.route, config.templates)
         self.renderer = Renderer(config.link, self.links, config.timezone)
         self.outbox = Outbox(

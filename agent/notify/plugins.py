@@ -1,6 +1,7 @@
-"""Apprise custom notifications registered by Stackwatch: ``console://`` and ``pdevents://``.
+"""Apprise custom notifications registered by Stackwatch: ``console://``, ``pdevents://``
+and ``alertmanager(s)://`` (``agent.notify.alertmanager``).
 
-Importing this module registers both schemes with Apprise (once per process).
+Importing this module registers them with Apprise (once per process).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import sys
 import threading
 from typing import Any
 
-import apprise
 import httpx
 import structlog
 from apprise.decorators import notify
 
+from agent.notify import alertmanager
 from agent.redact import redact, register_secret
 
 log = structlog.get_logger("agent.notify")
@@ -24,11 +25,6 @@ log = structlog.get_logger("agent.notify")
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 _settings_lock = threading.Lock()
 _settings: dict[str, str] = {"pagerduty_events_url": PAGERDUTY_EVENTS_URL}
-
-
-def is_apprise_url(url: str) -> bool:
-    """Whether Apprise, with these schemes registered, can send to ``url``."""
-    return bool(apprise.Apprise().add(url))
 
 
 def set_pagerduty_events_url(url: str | None) -> None:
@@ -137,3 +133,9 @@ def _pd_event(body: str, title: str, notify_type: str, qsd: dict[str, str]) -> d
         # PagerDuty ignores payloads on acknowledge/resolve; keep the event small.
         event.pop("payload", None)
     return event
+
+
+notify(on="alertmanager", name="Prometheus Alertmanager (Stackwatch)")(alertmanager.post_alerts)
+notify(on="alertmanagers", name="Prometheus Alertmanager over TLS (Stackwatch)")(
+    alertmanager.post_alerts
+)

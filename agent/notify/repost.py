@@ -33,7 +33,10 @@ class Reposter:
         self._posted: dict[tuple[str, str, int], float] = {}
 
     def run(self) -> int:
-        """Post what is due; returns the number of alerts posted."""
+        """Post what is due; returns the number of alerts posted. Nothing is due before
+        the channels are loaded (a daemon loads them just after it starts)."""
+        if not self.channels.loaded:
+            return 0
         channels = [
             (name, channel, targets)
             for name in self.channels.names()

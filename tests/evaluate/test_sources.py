@@ -1,12 +1,15 @@
-"""LiveSource: execution rows get their automation's title; a failing title list is harmless."""
+"""LiveSource: execution rows get their automation's title; a failing title list is harmless.
+PrefetchedSource (``once``) fetches in one batch."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+
 from agent.collect.errors import ServerError
-from agent.collect.models import Sample
+from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import ExecutionsRequest
-from agent.evaluate.sources import LiveSource
+from agent.evaluate.sources import LiveSource, PrefetchedSource
 
 SINCE = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -56,3 +59,34 @@ def test_a_failing_title_list_leaves_rows_untitled():
     source = LiveSource(analytics=None, executions=automations)  # type: ignore[arg-type]
     rows = source.fetch(ExecutionsRequest("p1", SINCE))
     assert len(rows) == 2 and all("automation_title" not in r.labels for r in rows)
+
+
+class BatchAnalytics:
+    """Answers Analytics queries in batches, recording each batch; one query fails."""
+
+    def __init__(self, failing: AnalyticsQuery) -> None:
+        self.batches: list[list[AnalyticsQuery]] = []
+        self.failing = failing
+
+    def fetch_many(self, queries, newer_than=None, on_answer=None):
+        self.batches.append(list(queries))
+        return {
+            q: ServerError("boom", status=500, endpoint="POST /jobs")
+            if q == self.failing
+            else [Sample(q.metric, SINCE, {"stack": q.api_key}, {"count": 1})]
+            for q in queries
+        }
+
+
+def test_prefetching_for_once_fetches_the_analytics_queries_as_one_batch():
+    day = SINCE.date()
+    queries = [AnalyticsQuery("usage", day, day, api_key=key) for key in ("blt1", "blt2", "blt3")]
+    analytics = BatchAnalytics(failing=queries[1])
+    source = PrefetchedSource(
+        LiveSource(analytics, FakeAutomations()), [*queries, ExecutionsRequest("p1", SINCE)]
+    )
+    assert analytics.batches == [queries]  # submitted together, not one job after another
+    assert source.fetch(queries[0])[0].labels == {"stack": "blt1"}
+    with pytest.raises(ServerError):
+        source.fetch(queries[1])
+    assert len(source.fetch(ExecutionsRequest("p1", SINCE))) == 2

@@ -112,6 +112,8 @@ def test_secrets_never_in_logs_errors_or_cli_output(
 def test_invalid_url_is_reported_without_its_value(make_notifier):
     import pytest
 
-    with pytest.raises(ValueError) as error:
+    from agent.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
         make_notifier({"channels": [{"name": "bad", "urls": [f"nosuchscheme://{SECRET}"]}]})
     assert SECRET not in str(error.value) and "URL #1" in str(error.value)

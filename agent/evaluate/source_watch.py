@@ -4,6 +4,7 @@ down, instead of a storm of per-rule errors."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.collect.errors import AuthenticationFailed
@@ -28,14 +29,24 @@ def source_instance() -> Instance:
     )
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    failed: bool
+    refused: bool
+    analytics: bool
+    empty: bool
+    #: when the cycle that fetched it began
+    fetched_at: datetime
+
+
 class SourceWatch:
     """Judges the latest outcome of every query family, not just one group's queries
     (else a group of failing executions queries and a group of healthy analytics
     queries would flap the meta-alert on every other cycle)."""
 
     def __init__(self) -> None:
-        #: query family → (failed, is analytics, empty)
-        self.outcomes: dict[tuple[object, ...], tuple[bool, bool, bool]] = {}
+        #: query family → its newest outcome
+        self.outcomes: dict[tuple[object, ...], _Outcome] = {}
 
     def observe(
         self,
@@ -43,25 +54,37 @@ class SourceWatch:
         results: Mapping[DataRequest, list[Sample] | Exception],
         now: datetime,
     ) -> Transition | None:
-        """Step the meta-alert by one cycle's results; its transition, if any."""
+        """Step the meta-alert by one cycle's results (fetched from ``now`` on); its
+        transition, if any."""
         failures = [r for r in results.values() if isinstance(r, Exception)]
         for request, result in results.items():
-            self.outcomes[merge_key(request)] = (
-                isinstance(result, Exception),
-                isinstance(request, AnalyticsQuery),
-                isinstance(result, list) and not result,
-            )
+            key = merge_key(request)
+            known = self.outcomes.get(key)
+            # A cycle that began before the family's newest outcome was fetched tells older
+            # news: a refusal from before the token was fixed must not page again.
+            if known is None or known.fetched_at <= now:
+                self.outcomes[key] = _Outcome(
+                    failed=isinstance(result, Exception),
+                    refused=isinstance(result, AuthenticationFailed),
+                    analytics=isinstance(request, AnalyticsQuery),
+                    empty=isinstance(result, list) and not result,
+                    fetched_at=now,
+                )
         outcomes = list(self.outcomes.values())
-        failed = sum(1 for f, _, _ in outcomes if f)
-        analytics = [empty for f, is_analytics, empty in outcomes if is_analytics]
+        failed = sum(1 for o in outcomes if o.failed)
+        analytics = [o.empty for o in outcomes if o.analytics]
         # An empty execution log is normal; an organization with no traffic rows at all is not.
         empty = bool(analytics) and all(analytics)
-        # A rejected credential fails every query sooner or later: down at the first one.
-        refused = [f for f in failures if isinstance(f, AuthenticationFailed)]
-        down = bool(refused) or (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
+        # A rejected credential fails every query sooner or later: down at the first one,
+        # and until that family answers again.
+        refused = any(o.refused for o in outcomes)
+        down = refused or (failed > 0 and failed == len(outcomes)) or (failed == 0 and empty)
         if down and failures:
-            first = (refused or failures)[0]
+            auth = [f for f in failures if isinstance(f, AuthenticationFailed)]
+            first = (auth or failures)[0]
             reason = redact(str(first)) or type(first).__name__
+        elif refused:
+            reason = "credentials refused"
         else:
             reason = "no data for the whole organization"
         previous = instance.state

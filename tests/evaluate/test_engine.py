@@ -309,3 +309,29 @@ def test_an_auth_failure_on_any_query_is_a_source_down():
     (down,) = [t for t in report.transitions if t.rule == SOURCE_DOWN]
     assert down.state is AlertState.FIRING
     assert "token revoked" in down.annotations["summary"]
+
+
+def test_a_refusal_fetched_before_the_source_came_back_does_not_page_again():
+    """Groups run at once: a cycle that began while the token was refused can finish after
+    a later cycle found the source back. Its older news must not fire the alert again."""
+    from datetime import date
+
+    from agent.collect.models import AnalyticsQuery, Sample
+    from agent.evaluate.source_watch import SourceWatch, source_instance
+
+    statuses = AnalyticsQuery("http-statuses", date(2024, 1, 1), date(2024, 1, 1))
+    bandwidth = AnalyticsQuery("bandwidth", date(2024, 1, 1), date(2024, 1, 1))
+    row = [Sample("http-statuses", T0, {}, {"count": 1.0})]
+    watch, instance = SourceWatch(), source_instance()
+    refused = AuthenticationFailed("token revoked", status=401)
+    down = watch.observe(instance, {statuses: refused, bandwidth: refused}, T0)
+    assert down is not None and down.state is AlertState.FIRING
+    back = watch.observe(instance, {statuses: row, bandwidth: row}, T0 + 2 * MIN)
+    assert back is not None and back.state is AlertState.RESOLVED
+    # the slow cycle that began at T0 + 1 min, while the token was still refused
+    assert watch.observe(instance, {statuses: refused}, T0 + MIN) is None
+    # while a family's newest answer is a refusal, the source stays down
+    assert watch.observe(instance, {bandwidth: refused}, T0 + 3 * MIN) is not None
+    assert watch.observe(instance, {statuses: row}, T0 + 4 * MIN) is None
+    again = watch.observe(instance, {bandwidth: row}, T0 + 5 * MIN)
+    assert again is not None and again.state is AlertState.RESOLVED

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -64,8 +65,9 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Records JSON posts; ``fail`` makes it answer 503 (an outage), ``refuse()`` closes
-    its port (connection refused) until ``accept()`` listens on it again."""
+    """Records JSON posts; ``fail`` makes it answer 503 (an outage), ``refuse()`` stops
+    listening (connection refused) until ``accept()`` listens on the port again;
+    ``close()`` lets the port go."""
 
     port: int = 0
     requests: list[Received] = field(default_factory=list)
@@ -73,6 +75,8 @@ class HttpReceiver:
     respond: Callable[[Received], tuple[int, dict[str, Any]]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    #: while refusing: the port, bound but not listening
+    _hold: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -111,17 +115,35 @@ class HttpReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        self._release()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self.server.server_address[1]
         thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
 
     def refuse(self) -> None:
-        """Stop listening: connections are refused until ``accept``."""
+        """Stop listening: connections are refused until ``accept``. The port stays bound
+        (a socket that does not listen), so no other test's server is given it meanwhile
+        and gets this test's notifications."""
+        self._stop()
+        self._hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._hold.bind(("127.0.0.1", self.port))
+
+    def close(self) -> None:
+        self._stop()
+        self._release()
+
+    def _stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+    def _release(self) -> None:
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.close()
 
 
 @pytest.fixture
@@ -136,4 +158,4 @@ def serve_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver()
     receiver.accept()
     yield receiver
-    receiver.refuse()
+    receiver.close()

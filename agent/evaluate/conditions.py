@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -22,7 +22,7 @@ from agent.evaluate.rules import (
     ThresholdCondition,
 )
 from agent.evaluate.state import Verdict
-from agent.evaluate.values import Reducer, Window, reduce_window
+from agent.evaluate.values import SharedValues, Window
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -101,42 +101,87 @@ def bounds(rule: Rule, now: datetime) -> Bounds:
     return Bounds(now, after, until)
 
 
-def judge(
+class Judged(NamedTuple):
+    """The judgements of one rule's instances, as columns (one entry per window)."""
+
+    verdicts: list[Verdict]
+    values: list[float | None]
+    #: the rule's threshold (the same for all of its instances)
+    threshold: float | None
+    #: per instance its extra annotations; None when no instance has any
+    details: list[Mapping[str, str]] | None = None
+
+    def judgement(self, index: int) -> Judgement:
+        details = self.details[index] if self.details is not None else _NO_DETAILS
+        return Judgement(self.verdicts[index], self.values[index], self.threshold, details)
+
+
+def judge_all(
     rule: Rule,
-    window: Window,
+    windows: Sequence[Window],
     at: Bounds,
-    tracker: AnomalyTracker | None = None,
-    reduce: Reducer = reduce_window,
-) -> Judgement:
+    trackers: Sequence[AnomalyTracker | None],
+    shared: SharedValues,
+    spec_key: str,
+) -> Judged:
+    """Judge every window of one rule at one moment (``trackers`` aligned with them);
+    values come from ``shared``, so rules reading the same value compute it once."""
     condition = rule.condition
     if isinstance(condition, NoDataCondition):
         assert at.reference is not None
-        count = window.rows(*at.reference)
-        return Judgement(Verdict.BREACHED if not count else Verdict.CLEARED, float(count), 0.0)
-
-    value = reduce(rule.value, window, at.after, at.until)
-    if value is None and rule.query.metric == "executions" and rule.value.function != "ratio":
+        counts = shared.rows(windows, *at.reference)
+        return Judged(
+            [Verdict.CLEARED if count else Verdict.BREACHED for count in counts],
+            [float(count) for count in counts],
+            0.0,
+        )
+    values = shared.values(rule.value, spec_key, windows, at.after, at.until)
+    if rule.query.metric == "executions" and rule.value.function != "ratio":
         # The execution log records events: no events in the window is zero, not missing data.
-        value = 0.0
+        values = [0.0 if value is None else value for value in values]
     if isinstance(condition, ThresholdCondition):
-        if value is None:
-            return Judgement(Verdict.NODATA, None, condition.value)
-        return Judgement(
-            threshold_verdict(value, condition.op, condition.value, rule.clear),
-            value,
+        return Judged(
+            threshold_verdicts(values, condition.op, condition.value, rule.clear),
+            values,
             condition.value,
         )
     if isinstance(condition, ChangeCondition):
         assert at.reference is not None
-        reference = reduce(rule.value, window, *at.reference)
-        return _judge_change(rule, condition, value, reference)
-    if isinstance(condition, AnomalyCondition):
-        if value is None:
-            return Judgement(Verdict.NODATA, None)
-        if tracker is None:
-            raise ValueError(f"rule {rule.name}: an anomaly condition needs a tracker")
-        return judge_anomaly(tracker, at.now, value)
-    raise TypeError(f"unknown condition {type(condition).__name__}")
+        references = shared.values(rule.value, spec_key, windows, *at.reference)
+        judged = [
+            _judge_change(rule, condition, value, reference)
+            for value, reference in zip(values, references, strict=True)
+        ]
+    elif isinstance(condition, AnomalyCondition):
+        judged = [
+            _judge_anomaly(rule, tracker, at.now, value)
+            for tracker, value in zip(trackers, values, strict=True)
+        ]
+    else:
+        raise TypeError(f"unknown condition {type(condition).__name__}")
+    return Judged(
+        [j.verdict for j in judged],
+        [j.value for j in judged],
+        judged[0].threshold if judged else None,
+        [j.details for j in judged],
+    )
+
+
+def judge(
+    rule: Rule, window: Window, at: Bounds, tracker: AnomalyTracker | None = None
+) -> Judgement:
+    """One window's judgement (``judge_all`` of one)."""
+    return judge_all(rule, [window], at, [tracker], SharedValues(), "").judgement(0)
+
+
+def _judge_anomaly(
+    rule: Rule, tracker: AnomalyTracker | None, at: datetime, value: float | None
+) -> Judgement:
+    if value is None:
+        return Judgement(Verdict.NODATA, None)
+    if tracker is None:
+        raise ValueError(f"rule {rule.name}: an anomaly condition needs a tracker")
+    return judge_anomaly(tracker, at, value)
 
 
 def anomaly_verdict(observation: Observation) -> Verdict:
@@ -160,6 +205,29 @@ def judge_anomaly(tracker: AnomalyTracker, at: datetime, value: float) -> Judgem
             "anomaly_score": f"{observation.score:.2f}",
         },
     )
+
+
+def threshold_verdicts(
+    values: Sequence[float | None], op: str, threshold: float, clear: ClearCondition | None
+) -> list[Verdict]:
+    """``threshold_verdict`` of each value (NODATA for None), in one pass."""
+    breached, cleared, between = Verdict.BREACHED, Verdict.CLEARED, Verdict.BETWEEN
+    nodata, compare = Verdict.NODATA, COMPARE[op]
+    if clear is None:
+        return [
+            nodata if v is None else breached if compare(v, threshold) else cleared for v in values
+        ]
+    clears, limit = COMPARE[clear.op], clear.value
+    return [
+        nodata
+        if v is None
+        else breached
+        if compare(v, threshold)
+        else cleared
+        if clears(v, limit)
+        else between
+        for v in values
+    ]
 
 
 def threshold_verdict(

@@ -15,9 +15,9 @@ import structlog
 
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import Judgement, bounds, judge, lookback
+from agent.evaluate.conditions import Judgement, bounds, judge_all, lookback
 from agent.evaluate.history import QueryHistory, Series, SeriesWindow
-from agent.evaluate.instances import CycleReport, Instance, advance, new_instance
+from agent.evaluate.instances import CycleReport, Instance, advance, advance_all, new_instance
 from agent.evaluate.planner import (
     DataRequest,
     DataSource,
@@ -52,6 +52,14 @@ _Built = tuple[list[tuple[QueryHistory, int]], dict[InstanceKey, Window]]
 _Shape = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
 
 
+#: the window of an instance without rows
+_NO_ROWS = SampleWindow(())
+#: what ``Engine._roster`` keeps per rule
+_Roster = tuple[
+    dict[InstanceKey, "Window"], dict[InstanceKey, Instance], int, list[Instance], list["Window"]
+]
+
+
 class Engine:
     def __init__(
         self,
@@ -80,6 +88,8 @@ class Engine:
         #: windows per query shape, shared by the rules of that shape and kept across cycles
         self._windows: dict[_Shape, _Built] = {}
         self._values = SharedValues()
+        #: rule name → (its windows, its instances, how many, the roster ``_roster`` made)
+        self._rosters: dict[str, _Roster] = {}
         #: rule name → its value spec in canonical form (rules reading one value share it)
         self._spec_keys: dict[str, str] = {}
         #: the Analytics rows, as columns per query family (see ``history``)
@@ -114,6 +124,7 @@ class Engine:
             self._source_watch = SourceWatch()
         self._planner = Planner()
         self._windows = {}
+        self._rosters = {}
         self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
         # columns are kept as far back as the rules that read them look
         retention: dict[tuple[object, ...], timedelta] = {}
@@ -147,6 +158,7 @@ class Engine:
         """Put back an instance read from the state store (ignored if its rule is gone)."""
         if instance.rule in self.instances:
             self.instances[instance.rule][instance.key] = instance
+            self._rosters.pop(instance.rule, None)
         elif instance.rule == SOURCE_DOWN:
             self.source_state = instance
 
@@ -258,23 +270,42 @@ class Engine:
     def _judge_rule(
         self, rule: Rule, windows: dict[InstanceKey, Window], now: datetime, report: CycleReport
     ) -> None:
-        labels = rule.query.instance_labels
+        instances, in_order = self._roster(rule, windows)
+        judged = judge_all(
+            rule,
+            in_order,
+            bounds(rule, now),
+            [instance.tracker for instance in instances],
+            self._values,
+            self._spec_keys.get(rule.name) or rule.value.model_dump_json(),
+        )
+        advance_all(rule, instances, judged, now, report, link=self.link)
+
+    def _roster(
+        self, rule: Rule, windows: dict[InstanceKey, Window]
+    ) -> tuple[list[Instance], list[Window]]:
+        """The rule's instances in key order and each one's window: those with rows, those
+        known before, those its stacks promise. Kept while the windows and the instances
+        are the same (a restore drops it)."""
         known = self.instances[rule.name]
+        kept = self._rosters.get(rule.name)
+        if kept is not None and kept[0] is windows and kept[1] is known and kept[2] == len(known):
+            return kept[3], kept[4]
+        labels = rule.query.instance_labels
         expected: set[InstanceKey] = set()
         if labels == ("stack",):
             expected = {(("stack", stack),) for stack in rule.query.stacks}
         elif not labels:
             expected = {()}
-        empty = SampleWindow([])
-        at = bounds(rule, now)
-        spec_key = self._spec_keys.get(rule.name) or rule.value.model_dump_json()
-        reduce = self._values.reducer(spec_key)
+        instances, in_order = [], []
         for key in sorted(set(windows) | set(known) | expected):
             instance = known.get(key)
             if instance is None:
                 instance = known[key] = new_instance(rule, key, self.stack_names)
-            judgement = judge(rule, windows.get(key, empty), at, instance.tracker, reduce)
-            advance(rule, instance, judgement, now, report, link=self.link)
+            instances.append(instance)
+            in_order.append(windows.get(key, _NO_ROWS))
+        self._rosters[rule.name] = (windows, known, len(known), instances, in_order)
+        return instances, in_order
 
     def _fail_rule(self, rule: Rule, now: datetime, message: str, report: CycleReport) -> None:
         known = self.instances[rule.name]

@@ -6,6 +6,7 @@ the later stages (a ``Transition`` with rendered annotations). Pure: time is pas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 from agent.evaluate.alerts import AlertState, Transition, fingerprint
 from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import Judgement
+from agent.evaluate.conditions import Judged, Judgement
 from agent.evaluate.rules import Rule
-from agent.evaluate.state import InstanceState, Verdict, step
+from agent.evaluate.state import SETTLED, InstanceState, Verdict, observe, step
 from agent.evaluate.values import InstanceKey
 
 #: template variables that only some conditions fill in; None ("n/a") elsewhere
@@ -27,6 +28,9 @@ _DETAIL_NAMES = (
     "current",
     "reference",
 )
+
+#: what a rule's ``on_nodata`` makes of no data (otherwise: the nodata state)
+_NODATA_AS = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}
 
 
 @dataclass
@@ -77,9 +81,7 @@ def advance(
     if verdict is Verdict.NODATA:
         if rule.on_nodata == "keep":
             return
-        verdict = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}.get(
-            rule.on_nodata, Verdict.NODATA
-        )
+        verdict = _NODATA_AS.get(rule.on_nodata, Verdict.NODATA)
     previous = instance.state
     instance.state = step(
         previous,
@@ -112,6 +114,33 @@ def advance(
             instance.annotations["data_unavailable"] = (
                 f"data unavailable since {blind.isoformat()}" + (f": {error}" if error else "")
             )
+
+
+def advance_all(
+    rule: Rule,
+    instances: Sequence[Instance],
+    judged: Judged,
+    now: datetime,
+    report: CycleReport,
+    *,
+    link: str | None = None,
+) -> None:
+    """``advance`` each of a rule's instances by its judgement (aligned with them). An
+    instance its verdict leaves settled (``state.SETTLED``: quiet and staying so) only
+    records the reading: no state step, no annotations, no judgement built."""
+    nodata = Verdict.NODATA
+    keep_nodata = rule.on_nodata == "keep"
+    nodata_as = _NODATA_AS.get(rule.on_nodata, nodata)
+    for index, (instance, verdict) in enumerate(zip(instances, judged.verdicts, strict=True)):
+        if verdict is nodata:
+            if keep_nodata:
+                continue
+            verdict = nodata_as
+        previous = instance.state
+        if previous.state in SETTLED[verdict]:
+            instance.state = observe(previous, judged.values[index], now)
+        else:
+            advance(rule, instance, judged.judgement(index), now, report, link=link)
 
 
 def _annotations(

@@ -48,6 +48,16 @@ class InstanceState(NamedTuple):
 
 _QUIET = (AlertState.INACTIVE, AlertState.RESOLVED, AlertState.NODATA, AlertState.ERROR)
 
+#: per verdict, the states it leaves as they are: ``step`` only records the reading
+#: (``observe``), and nothing about the alert changes. Most instances, most cycles.
+SETTLED: dict[Verdict, frozenset[AlertState]] = {
+    Verdict.CLEARED: frozenset({AlertState.INACTIVE, AlertState.RESOLVED}),
+    Verdict.BETWEEN: frozenset({AlertState.INACTIVE, AlertState.RESOLVED}),
+    Verdict.NODATA: frozenset({AlertState.NODATA}),
+    Verdict.ERROR: frozenset({AlertState.ERROR}),
+    Verdict.BREACHED: frozenset(),
+}
+
 
 def step(
     previous: InstanceState,
@@ -59,7 +69,7 @@ def step(
     clear_for: timedelta = timedelta(0),
     error: str | None = None,
 ) -> InstanceState:
-    current = _observed(previous, value, now, error)
+    current = observe(previous, value, now, error)
     state = previous.state
 
     if verdict is Verdict.NODATA or verdict is Verdict.ERROR:
@@ -103,8 +113,8 @@ def step(
     return current
 
 
-def _observed(
-    previous: InstanceState, value: float | None, now: datetime, error: str | None
+def observe(
+    previous: InstanceState, value: float | None, now: datetime, error: str | None = None
 ) -> InstanceState:
     """``previous._replace(value=value, evaluated_at=now, error=error)``, spelt out: every
     instance takes this step every cycle, and building by position costs half as much."""

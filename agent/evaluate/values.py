@@ -6,7 +6,7 @@ Pure functions over windows of rows (``Window``); no I/O, no clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -120,36 +120,47 @@ def reduce_window(
     return window.total(spec.field, spec.where, after, until)
 
 
-#: ``reduce_window``'s signature: what ``conditions.judge`` computes a window's value with
-Reducer = Callable[[ValueSpec, Window, datetime, datetime], float | None]
-
-
 class SharedValues:
     """``reduce_window`` for many rules at once: rules that read the same instance's
     window with the same value over the same range (the 5xx share over 5 minutes, in
     rules with different thresholds) compute it once. Valid while the rows stay as they
-    are: the owner calls ``clear`` before they change."""
+    are: the owner calls ``clear`` before they change (the windows are held until then,
+    so an id is never reused for another window)."""
 
     def __init__(self) -> None:
-        #: (id(window), value spec, range) → (the window, its value)
-        self._found: dict[tuple[int, str, datetime, datetime], tuple[Window, float | None]] = {}
+        #: (value spec, range) → id(window) → (the window, its value); spec "" counts rows
+        self._found: dict[tuple[str, datetime, datetime], dict[int, tuple[Window, float | None]]]
+        self._found = {}
 
     def clear(self) -> None:
         self._found.clear()
 
-    def reducer(self, spec_key: str) -> Reducer:
-        """A ``Reducer`` for one rule's value spec, ``spec_key`` its canonical form."""
-        found = self._found
+    def values(
+        self,
+        spec: ValueSpec,
+        spec_key: str,
+        windows: Sequence[Window],
+        after: datetime,
+        until: datetime,
+    ) -> list[float | None]:
+        """The value of each window over ``(after, until]``; ``spec_key`` is the canonical
+        form of ``spec``."""
+        found = self._found.setdefault((spec_key, after, until), {})
+        values: list[float | None] = []
+        for window in windows:
+            hit = found.get(id(window))
+            if hit is None:
+                hit = found[id(window)] = (window, reduce_window(spec, window, after, until))
+            values.append(hit[1])
+        return values
 
-        def reduce(
-            spec: ValueSpec, window: Window, after: datetime, until: datetime
-        ) -> float | None:
-            key = (id(window), spec_key, after, until)
-            hit = found.get(key)
-            if hit is not None and hit[0] is window:
-                return hit[1]
-            value = reduce_window(spec, window, after, until)
-            found[key] = (window, value)
-            return value
-
-        return reduce
+    def rows(self, windows: Sequence[Window], after: datetime, until: datetime) -> list[int]:
+        """How many rows each window has in ``(after, until]``."""
+        found = self._found.setdefault(("", after, until), {})
+        counts: list[int] = []
+        for window in windows:
+            hit = found.get(id(window))
+            if hit is None:
+                hit = found[id(window)] = (window, window.rows(after, until))
+            counts.append(int(hit[1] or 0))
+        return counts

@@ -8,6 +8,7 @@ Filters: ``human`` (1.2k, 3.4M), ``pct`` (0.0234 → 2.34%), ``duration``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -51,9 +52,62 @@ def _environment() -> Any:
     return environment
 
 
+#: the filters a template may use besides Jinja's own
+_FILTERS = {"human": human, "pct": pct, "duration": duration}
+
+
 @lru_cache(maxsize=1024)
-def _compile(source: str) -> Any:
-    return _environment().from_string(source)
+def _compile(source: str) -> Callable[[dict[str, Any]], str]:
+    """The template's render function (a syntax error raises ``TemplateError``)."""
+    environment = _environment()
+    template = environment.from_string(source)
+    printed = _printed(environment, source)
+
+    def by_jinja(context: dict[str, Any]) -> str:
+        return str(template.render(**context))
+
+    if printed is None:
+        return by_jinja
+
+    def joined(context: dict[str, Any]) -> str:
+        try:
+            return "".join(
+                text if show is None else str(show(context[text])) for text, show in printed
+            )
+        except Exception:  # a name it does not know, a filter failing: Jinja's own answer
+            return by_jinja(context)
+
+    return joined
+
+
+def _printed(environment: Any, source: str) -> list[tuple[str, Callable[[Any], Any] | None]] | None:
+    """A template that only prints text and names, raw or through one of ``_FILTERS``
+    (the default summary and most that rules write), as its parts: (text, None) or
+    (name, how it is shown). Joining them gives Jinja's text (``str`` of each part, as
+    its compiled code does without autoescape) in a tenth of the time a render takes,
+    and summaries are rendered for every firing instance each cycle. None for any
+    other template."""
+    from jinja2 import nodes
+
+    body = environment.parse(source).body
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    parts: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            parts.append((node.data, None))
+        elif isinstance(node, nodes.Name):
+            parts.append((node.name, str))
+        elif (
+            isinstance(node, nodes.Filter)
+            and isinstance(node.node, nodes.Name)
+            and node.name in _FILTERS
+            and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs)
+        ):
+            parts.append((node.node.name, _FILTERS[node.name]))
+        else:
+            return None
+    return parts
 
 
 def check_template(source: str) -> str | None:
@@ -76,6 +130,6 @@ def render(source: str, context: dict[str, Any]) -> str:
     if not source:
         return ""
     try:
-        return str(_compile(source).render(**context))
+        return _compile(source)(context)
     except TemplateError as error:
         return f"{source} [template error: {error}]"

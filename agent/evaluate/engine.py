@@ -87,6 +87,10 @@ class Engine:
         self._planner = Planner()
         #: windows per query shape, shared by the rules of that shape and kept across cycles
         self._windows: dict[_Shape, _Built] = {}
+        #: the windows of the shapes, by the series they read (see ``_pooled``)
+        self._window_pool: dict[tuple[tuple[int, int, int], ...], SeriesWindow] = {}
+        #: how many times a shape's windows were built
+        self._built = 0
         self._values = SharedValues()
         #: rule name → (its windows, its instances, how many, the roster ``_roster`` made)
         self._rosters: dict[str, _Roster] = {}
@@ -124,6 +128,7 @@ class Engine:
             self._source_watch = SourceWatch()
         self._planner = Planner()
         self._windows = {}
+        self._window_pool = {}
         self._rosters = {}
         self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
         # columns are kept as far back as the rules that read them look
@@ -199,6 +204,8 @@ class Engine:
             # for each of a thousand rules costs more than judging them)
             failures = {id(q): r for q, r in results.items() if isinstance(r, Exception)}
             columns_of = {id(q): history for q, history in stored.items()}
+            checked: dict[_Shape, dict[InstanceKey, Window]] = {}
+            built = self._built
             for rule in selected:
                 requests = the_plan.by_rule[rule.name]
                 failure = next((failures[id(q)] for q in requests if id(q) in failures), None)
@@ -207,7 +214,8 @@ class Engine:
                     report.errors[rule.name] = message
                     self._fail_rule(rule, now, message, report)
                 elif all(id(q) in columns_of for q in requests):
-                    windows = self._series_windows(rule, [columns_of[id(q)] for q in requests])
+                    histories = [columns_of[id(q)] for q in requests]
+                    windows = self._series_windows(rule, histories, checked)
                     self._judge_rule(rule, windows, now, report)
                 else:
                     rows = rows_for_rule(rule, [recent[q] for q in requests])
@@ -215,6 +223,8 @@ class Engine:
                     windows = {key: SampleWindow(group) for key, group in groups.items()}
                     self._judge_rule(rule, windows, now, report)
                 self.next_due[rule.name] = now + self.interval(rule)
+            if self._built != built:  # shapes were rebuilt: their old windows may be unread
+                self._prune_pool()
         if self.watch_source and the_plan.requests:
             with self.source_lock:
                 change = self._source_watch.observe(self.source_state, results, now)
@@ -320,13 +330,23 @@ class Engine:
             advance(rule, instance, error, now, report, link=self.link, error=message)
 
     def _series_windows(
-        self, rule: Rule, histories: list[QueryHistory]
+        self,
+        rule: Rule,
+        histories: list[QueryHistory],
+        checked: dict[_Shape, dict[InstanceKey, Window]],
     ) -> dict[InstanceKey, Window]:
         """Per alert instance, its series in each of the rule's queries: built once, kept
         while the columns' layout holds (a new series or a rebuild), so a cycle bringing one
-        new minute only reads the new sums."""
+        new minute only reads the new sums. ``checked``: the shapes found valid this cycle.
+
+        An instance's window is one object whatever the shape that reaches it (the 5xx
+        of one stack, for rules of every stack and for rules of a few): values are shared
+        by window, so rules of different shapes compute them once."""
         services = tuple(sorted(rule.query.services))
         shape = (tuple(id(h) for h in histories), rule.query.instance_labels, services)
+        found = checked.get(shape)
+        if found is not None:
+            return found
         built = self._windows.get(shape)
         layout = [(history, history.layout) for history in histories]
         if (
@@ -337,16 +357,33 @@ class Engine:
                 for (old, old_layout), (new, new_layout) in zip(built[0], layout, strict=True)
             )
         ):
+            checked[shape] = built[1]
             return built[1]
         parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
         for history in histories:
             for key, series in history.split(rule.query.instance_labels, services).items():
                 parts.setdefault(key, []).append((history, series))
         windows: dict[InstanceKey, Window] = {
-            key: SeriesWindow(found) for key, found in parts.items()
+            key: self._pooled(found) for key, found in parts.items()
         }
         self._windows[shape] = (layout, windows)
+        self._built += 1
+        checked[shape] = windows
         return windows
+
+    def _pooled(self, parts: list[tuple[QueryHistory, list[Series]]]) -> SeriesWindow:
+        """The window over these series: one object for every shape that reads them, while
+        the columns' layouts hold (the pool keeps its windows, hence their ids, alive)."""
+        key = tuple((id(history), history.layout, id(series)) for history, series in parts)
+        window = self._window_pool.get(key)
+        if window is None:
+            window = self._window_pool[key] = SeriesWindow(parts)
+        return window
+
+    def _prune_pool(self) -> None:
+        """Forget the windows no shape reads any more (their columns' layout moved on)."""
+        live = {id(w) for _, windows in self._windows.values() for w in windows.values()}
+        self._window_pool = {k: w for k, w in self._window_pool.items() if id(w) in live}
 
 
 def _recent_rows(

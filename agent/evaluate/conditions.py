@@ -104,12 +104,13 @@ def bounds(rule: Rule, now: datetime) -> Bounds:
 class Judged(NamedTuple):
     """The judgements of one rule's instances, as columns (one entry per window)."""
 
-    verdicts: list[Verdict]
-    values: list[float | None]
+    verdicts: Sequence[Verdict]
+    #: (may be shared with other rules reading the same values: read only)
+    values: Sequence[float | None]
     #: the rule's threshold (the same for all of its instances)
     threshold: float | None
     #: per instance its extra annotations; None when no instance has any
-    details: list[Mapping[str, str]] | None = None
+    details: Sequence[Mapping[str, str]] | None = None
 
     def judgement(self, index: int) -> Judgement:
         details = self.details[index] if self.details is not None else _NO_DETAILS
@@ -129,11 +130,9 @@ def judge_all(
     condition = rule.condition
     if isinstance(condition, NoDataCondition):
         assert at.reference is not None
-        counts = shared.rows(windows, *at.reference)
+        counts = [float(count or 0) for count in shared.rows(windows, *at.reference)]
         return Judged(
-            [Verdict.CLEARED if count else Verdict.BREACHED for count in counts],
-            [float(count) for count in counts],
-            0.0,
+            [Verdict.CLEARED if count else Verdict.BREACHED for count in counts], counts, 0.0
         )
     values = shared.values(rule.value, spec_key, windows, at.after, at.until)
     if rule.query.metric == "executions" and rule.value.function != "ratio":

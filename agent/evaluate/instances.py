@@ -128,17 +128,19 @@ def advance_all(
     """``advance`` each of a rule's instances by its judgement (aligned with them). An
     instance its verdict leaves settled (``state.SETTLED``: quiet and staying so) only
     records the reading: no state step, no annotations, no judgement built."""
-    nodata = Verdict.NODATA
+    nodata, settled, record = Verdict.NODATA, SETTLED, observe  # (locals: 19k a cycle)
     keep_nodata = rule.on_nodata == "keep"
     nodata_as = _NODATA_AS.get(rule.on_nodata, nodata)
-    for index, (instance, verdict) in enumerate(zip(instances, judged.verdicts, strict=True)):
+    index = -1
+    for instance, verdict, value in zip(instances, judged.verdicts, judged.values, strict=True):
+        index += 1
         if verdict is nodata:
             if keep_nodata:
                 continue
             verdict = nodata_as
         previous = instance.state
-        if previous.state in SETTLED[verdict]:
-            instance.state = observe(previous, judged.values[index], now)
+        if previous.state in settled[verdict]:
+            instance.state = record(previous, value, now)
         else:
             advance(rule, instance, judged.judgement(index), now, report, link=link)
 

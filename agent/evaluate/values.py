@@ -6,7 +6,7 @@ Pure functions over windows of rows (``Window``); no I/O, no clock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -131,9 +131,14 @@ class SharedValues:
         #: (value spec, range) → id(window) → (the window, its value); spec "" counts rows
         self._found: dict[tuple[str, datetime, datetime], dict[int, tuple[Window, float | None]]]
         self._found = {}
+        #: (value spec, range, the windows' ids) → (the windows, their values): rules of one
+        #: shape ask for the same windows in the same order
+        self._lists: dict[tuple[object, ...], tuple[Sequence[Window], list[float | None]]]
+        self._lists = {}
 
     def clear(self) -> None:
         self._found.clear()
+        self._lists.clear()
 
     def values(
         self,
@@ -144,23 +149,35 @@ class SharedValues:
         until: datetime,
     ) -> list[float | None]:
         """The value of each window over ``(after, until]``; ``spec_key`` is the canonical
-        form of ``spec``."""
+        form of ``spec``. (The list may be shared with other callers: read only.)"""
+        return self._measured(
+            spec_key, windows, after, until, lambda w: reduce_window(spec, w, after, until)
+        )
+
+    def rows(
+        self, windows: Sequence[Window], after: datetime, until: datetime
+    ) -> list[float | None]:
+        """How many rows each window has in ``(after, until]`` (read only, as ``values``)."""
+        return self._measured("", windows, after, until, lambda w: w.rows(after, until))
+
+    def _measured(
+        self,
+        spec_key: str,
+        windows: Sequence[Window],
+        after: datetime,
+        until: datetime,
+        measure: Callable[[Window], float | None],
+    ) -> list[float | None]:
+        whole = (spec_key, after, until, tuple(map(id, windows)))
+        hit = self._lists.get(whole)
+        if hit is not None:
+            return hit[1]
         found = self._found.setdefault((spec_key, after, until), {})
         values: list[float | None] = []
         for window in windows:
-            hit = found.get(id(window))
-            if hit is None:
-                hit = found[id(window)] = (window, reduce_window(spec, window, after, until))
-            values.append(hit[1])
+            known = found.get(id(window))
+            if known is None:
+                known = found[id(window)] = (window, measure(window))
+            values.append(known[1])
+        self._lists[whole] = (windows, values)
         return values
-
-    def rows(self, windows: Sequence[Window], after: datetime, until: datetime) -> list[int]:
-        """How many rows each window has in ``(after, until]``."""
-        found = self._found.setdefault(("", after, until), {})
-        counts: list[int] = []
-        for window in windows:
-            hit = found.get(id(window))
-            if hit is None:
-                hit = found[id(window)] = (window, window.rows(after, until))
-            counts.append(int(hit[1] or 0))
-        return counts

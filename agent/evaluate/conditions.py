@@ -109,11 +109,12 @@ class Judged(NamedTuple):
     values: Sequence[float | None]
     #: the rule's threshold (the same for all of its instances)
     threshold: float | None
-    #: per instance its extra annotations; None when no instance has any
-    details: Sequence[Mapping[str, str]] | None = None
+    #: an instance's extra annotations by its index, worked out when asked (only an
+    #: instance that steps needs them); None when no instance has any
+    details: Callable[[int], Mapping[str, str]] | None = None
 
     def judgement(self, index: int) -> Judgement:
-        details = self.details[index] if self.details is not None else _NO_DETAILS
+        details = self.details(index) if self.details is not None else _NO_DETAILS
         return Judgement(self.verdicts[index], self.values[index], self.threshold, details)
 
 
@@ -147,23 +148,28 @@ def judge_all(
     if isinstance(condition, ChangeCondition):
         assert at.reference is not None
         references = shared.values(rule.value, spec_key, windows, *at.reference)
-        judged = [
-            _judge_change(rule, condition, value, reference)
-            for value, reference in zip(values, references, strict=True)
+        changes = [
+            _judge_change(condition, rule.clear, current, reference)
+            for current, reference in zip(values, references, strict=True)
         ]
-    elif isinstance(condition, AnomalyCondition):
+        return Judged(
+            [verdict for verdict, _ in changes],
+            [value for _, value in changes],
+            condition.value,
+            lambda index: _change_details(condition, values[index], references[index]),
+        )
+    if isinstance(condition, AnomalyCondition):
         judged = [
             _judge_anomaly(rule, tracker, at.now, value)
             for tracker, value in zip(trackers, values, strict=True)
         ]
-    else:
-        raise TypeError(f"unknown condition {type(condition).__name__}")
-    return Judged(
-        [j.verdict for j in judged],
-        [j.value for j in judged],
-        judged[0].threshold if judged else None,
-        [j.details for j in judged],
-    )
+        return Judged(
+            [j.verdict for j in judged],
+            [j.value for j in judged],
+            None,
+            lambda index: judged[index].details,
+        )
+    raise TypeError(f"unknown condition {type(condition).__name__}")
 
 
 def judge(
@@ -240,27 +246,33 @@ def threshold_verdict(
 
 
 def _judge_change(
-    rule: Rule, condition: ChangeCondition, current: float | None, reference: float | None
-) -> Judgement:
+    condition: ChangeCondition,
+    clear: ClearCondition | None,
+    current: float | None,
+    reference: float | None,
+) -> tuple[Verdict, float | None]:
+    """The verdict and value (the change, or the current value when there is none)."""
     if current is None or reference is None:
-        return Judgement(Verdict.NODATA, current, condition.value)
+        return Verdict.NODATA, current
     if reference < condition.min_reference:
-        return Judgement(
-            Verdict.CLEARED, current, condition.value, {"reference": _short(reference)}
-        )
+        return Verdict.CLEARED, current
     if condition.mode == "absolute":
         change = current - reference
     elif reference == 0:
         change = math.inf if current > 0 else 0.0
     else:
         change = (current - reference) / reference * 100.0
-    verdict = threshold_verdict(change, condition.op, condition.value, rule.clear)
-    return Judgement(
-        verdict,
-        change,
-        condition.value,
-        {"current": _short(current), "reference": _short(reference)},
-    )
+    return threshold_verdict(change, condition.op, condition.value, clear), change
+
+
+def _change_details(
+    condition: ChangeCondition, current: float | None, reference: float | None
+) -> Mapping[str, str]:
+    if current is None or reference is None:
+        return _NO_DETAILS
+    if reference < condition.min_reference:
+        return {"reference": _short(reference)}
+    return {"current": _short(current), "reference": _short(reference)}
 
 
 def _short(number: float) -> str:

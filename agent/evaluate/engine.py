@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import structlog
 
@@ -208,14 +209,17 @@ class Engine:
             built = self._built
             for rule in selected:
                 requests = the_plan.by_rule[rule.name]
-                failure = next((failures[id(q)] for q in requests if id(q) in failures), None)
+                failure = None
+                if failures:
+                    failure = next((failures[id(q)] for q in requests if id(q) in failures), None)
+                histories = [columns_of.get(id(q)) for q in requests]
                 if failure is not None:
                     message = redact(str(failure)) or type(failure).__name__
                     report.errors[rule.name] = message
                     self._fail_rule(rule, now, message, report)
-                elif all(id(q) in columns_of for q in requests):
-                    histories = [columns_of[id(q)] for q in requests]
-                    windows = self._series_windows(rule, histories, checked)
+                elif None not in histories:  # every query's rows are in columns
+                    stored_all = cast(list[QueryHistory], histories)
+                    windows = self._series_windows(rule, stored_all, checked)
                     self._judge_rule(rule, windows, now, report)
                 else:
                     rows = rows_for_rule(rule, [recent[q] for q in requests])
@@ -343,7 +347,7 @@ class Engine:
         of one stack, for rules of every stack and for rules of a few): values are shared
         by window, so rules of different shapes compute them once."""
         services = tuple(sorted(rule.query.services))
-        shape = (tuple(id(h) for h in histories), rule.query.instance_labels, services)
+        shape = (tuple(map(id, histories)), rule.query.instance_labels, services)
         found = checked.get(shape)
         if found is not None:
             return found

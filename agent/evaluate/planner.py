@@ -127,29 +127,34 @@ class Planner:
     merged plan of the same rules is reused instead of being built again."""
 
     def __init__(self) -> None:
-        #: the rules' names → (the rules, what their requests depend on, the plan)
-        self._plans: dict[tuple[str, ...], tuple[Sequence[Rule], list[object], Plan]] = {}
+        #: the rules' names → (the rules, how far each looks back, what their requests
+        #: depend on, the plan)
+        self._plans: dict[
+            tuple[str, ...], tuple[Sequence[Rule], list[timedelta], list[object], Plan]
+        ] = {}
 
     def plan(self, rules: Sequence[Rule], now: datetime) -> Plan:
         names = tuple(rule.name for rule in rules)
-        depends = [_depends_on(rule, now) for rule in rules]
         found = self._plans.get(names)
-        if (
-            found is not None
-            and found[1] == depends
-            and all(old is new for old, new in zip(found[0], rules, strict=True))
-        ):
-            return found[2]
+        if found is not None and all(old is new for old, new in zip(found[0], rules, strict=True)):
+            spans = found[1]
+            depends = [_depends_on(r, now, span) for r, span in zip(rules, spans, strict=True)]
+            if found[2] == depends:
+                return found[3]
+        else:
+            spans = [lookback(rule) for rule in rules]
+            depends = [_depends_on(r, now, span) for r, span in zip(rules, spans, strict=True)]
         made = plan(rules, now)
-        self._plans[names] = (list(rules), depends, made)
+        self._plans[names] = (list(rules), spans, depends, made)
         return made
 
 
-def _depends_on(rule: Rule, now: datetime) -> object:
-    """What ``rule_requests(rule, now)`` depends on besides the rule itself."""
+def _depends_on(rule: Rule, now: datetime, span: timedelta) -> object:
+    """What ``rule_requests(rule, now)`` depends on besides the rule itself (``span``: its
+    ``lookback``)."""
     if rule.query.metric == "series":
         return None
-    start = now - lookback(rule)
+    start = now - span
     if rule.query.metric == "executions":
         return start.replace(second=0, microsecond=0)
     return (start.date(), now.date())

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.collect.models import Sample
+from agent.evaluate.alerts import Transition
 from agent.evaluate.conditions import bounds, judge
 from agent.evaluate.engine import Engine
+from agent.evaluate.instances import CycleReport, Instance, advance, new_instance
 from agent.evaluate.planner import DataRequest, rows_for_rule, rule_requests
 from agent.evaluate.rules import Rule
 from agent.evaluate.sources import MemorySource
-from agent.evaluate.state import InstanceState, Verdict, step
 from agent.evaluate.values import InstanceKey, SampleWindow, split_instances
 from tests.evaluate.helpers import MIN, T0, rule
 
@@ -96,24 +97,29 @@ class GrowingSource:
 
 
 def full_evaluation(
-    rules: list[Rule], source: GrowingSource, now: datetime, known: set[tuple[str, InstanceKey]]
-) -> dict[tuple[str, InstanceKey], tuple[Verdict, float | None]]:
-    """Every rule judged from all rows visible at ``now``, scanned one by one: each
-    instance with rows, each known before, each the rule's stacks promise."""
+    rules: list[Rule],
+    source: GrowingSource,
+    now: datetime,
+    instances: dict[tuple[str, InstanceKey], Instance],
+) -> list[Transition]:
+    """Every rule judged from all rows visible at ``now``, scanned one by one, each of its
+    instances stepped on its own (``advance``): those with rows, those known before,
+    those the rule's stacks promise. Returns the transitions, in the engine's order."""
     everything = MemorySource(source.samples())
-    found: dict[tuple[str, InstanceKey], tuple[Verdict, float | None]] = {}
+    report = CycleReport(at=now)
     for each in rules:
         rows = rows_for_rule(each, [everything.fetch(q) for q in rule_requests(each, now)])
         groups = split_instances(rows, each.query.instance_labels)
-        keys = set(groups) | {key for name, key in known if name == each.name}
+        keys = set(groups) | {key for name, key in instances if name == each.name}
         if each.query.instance_labels == ("stack",):
             keys |= {(("stack", stack),) for stack in each.query.stacks}
         elif not each.query.instance_labels:
             keys.add(())
-        for key in keys:
+        for key in sorted(keys):
+            instance = instances.setdefault((each.name, key), new_instance(each, key, {}))
             judgement = judge(each, SampleWindow(groups.get(key, [])), bounds(each, now))
-            found[(each.name, key)] = (judgement.verdict, judgement.value)
-    return found
+            advance(each, instance, judgement, now, report)
+    return report.transitions
 
 
 @settings(max_examples=40, deadline=None)
@@ -134,25 +140,38 @@ def full_evaluation(
     cycles=st.lists(st.integers(1, 15), min_size=1, max_size=8, unique=True),
 )
 def test_incremental_cycles_equal_a_full_re_evaluation(shapes, specs, rows, cycles):
+    """The whole outcome: states (times, values), annotations and transitions."""
     rules = make_rules(shapes, specs)
     source = GrowingSource(rows)
     engine = Engine(rules, source, watch_source=False)
-    states: dict[tuple[str, InstanceKey], InstanceState] = {}
+    reference: dict[tuple[str, InstanceKey], Instance] = {}
     for minute in sorted(cycles):
         now = T0 + minute * MIN + 5 * MIN / 60
         source.now = now
-        engine.evaluate(now)
-        expected = full_evaluation(rules, source, now, set(states))
-        by_rule = {r.name: r for r in rules}
-        for (name, key), (verdict, value) in expected.items():
-            state = states.get((name, key), InstanceState())
-            states[(name, key)] = step(state, verdict, now, value=value, for_=by_rule[name].for_)
-        assert {(i.rule, i.key) for i in engine.all_instances()} == set(states)
-        for (name, key), state in states.items():
+        report = engine.evaluate(now)
+        expected = full_evaluation(rules, source, now, reference)
+        assert [_brief(t) for t in report.transitions] == [_brief(t) for t in expected]
+        assert {(i.rule, i.key) for i in engine.all_instances()} == set(reference)
+        for (name, key), wanted in reference.items():
             instance = engine.instances[name][key]
-            assert instance.state.state == state.state, (name, key, minute)
-            if state.evaluated_at == now:
-                assert instance.state.value == _approx(state.value), (name, key, minute)
+            assert instance.state._replace(value=None) == wanted.state._replace(value=None), (
+                name,
+                key,
+                minute,
+            )
+            assert instance.state.value == _approx(wanted.state.value), (name, key, minute)
+            assert instance.annotations == wanted.annotations, (name, key, minute)
+
+
+def _brief(transition: Transition) -> tuple[object, ...]:
+    return (
+        transition.rule,
+        transition.fingerprint,
+        transition.previous,
+        transition.state,
+        transition.at,
+        transition.annotations,
+    )
 
 
 def _approx(value: float | None) -> object:

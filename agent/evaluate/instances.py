@@ -16,7 +16,7 @@ from agent.evaluate.annotate import render
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import Judged, Judgement
 from agent.evaluate.rules import Rule
-from agent.evaluate.state import SETTLED, InstanceState, Verdict, observe, step
+from agent.evaluate.state import SETTLED, InstanceState, Verdict, holds_firing, observe, step
 from agent.evaluate.values import InstanceKey
 
 #: template variables that only some conditions fill in; None ("n/a") elsewhere
@@ -86,6 +86,10 @@ class Instance:
         self._evaluated_at: datetime | None = None
         self._value: float | None = None
 
+    def record(self, value: float | None, at: datetime) -> None:
+        """A reading that changes nothing else (``observe`` without an error)."""
+        self._value, self._evaluated_at = value, at
+
     def __repr__(self) -> str:
         return f"Instance({self.rule!r}, {self.key!r}, {self.state!r})"
 
@@ -129,30 +133,34 @@ def advance(
             return
         verdict = _NODATA_AS.get(rule.on_nodata, Verdict.NODATA)
     previous = instance.state
-    instance.state = step(
-        previous,
-        verdict,
-        now,
-        value=judgement.value,
-        for_=rule.for_,
-        clear_for=rule.clear_for,
-        error=error,
-    )
-    if instance.state.state != previous.state:
+    if error is None and (previous.state in SETTLED[verdict] or holds_firing(previous, verdict)):
+        instance.record(judgement.value, now)  # all that ``step`` would do
+    else:
+        instance.state = step(
+            previous,
+            verdict,
+            now,
+            value=judgement.value,
+            for_=rule.for_,
+            clear_for=rule.clear_for,
+            error=error,
+        )
+    current = instance.state
+    if current.state != previous.state:
         instance.annotations = _annotations(rule, instance, judgement, link, error)
         report.transitions.append(_transition(rule, instance, previous.state, judgement))
     elif (
-        instance.state.state in (AlertState.PENDING, AlertState.FIRING)
+        current.state in (AlertState.PENDING, AlertState.FIRING)
         and judgement.value is not None
-        and instance.state.unavailable_since is None
+        and current.unavailable_since is None
     ):
         # the summary tells today's value, not the one of the moment it fired (rendered
         # again only when there is something new to tell)
         if judgement.value != previous.value or judgement.details:
             instance.annotations = _annotations(rule, instance, judgement, link, error)
-    elif instance.state.unavailable_since != previous.unavailable_since:
+    elif current.unavailable_since != previous.unavailable_since:
         # still firing, not re-announced: the blind spot shows on the instance only
-        blind = instance.state.unavailable_since
+        blind = current.unavailable_since
         instance.annotations = {
             k: v for k, v in instance.annotations.items() if k != "data_unavailable"
         }
@@ -185,7 +193,7 @@ def advance_all(
                 continue
             verdict = nodata_as
         if instance._stepped.state in settled[verdict]:
-            # what ``step`` would do: record the reading (no error), nothing else
+            # all that ``step`` would do; nor is there anything to annotate
             instance._value, instance._evaluated_at = value, now
         else:
             advance(rule, instance, judged.judgement(index), now, report, link=link)

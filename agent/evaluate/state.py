@@ -59,6 +59,17 @@ SETTLED: dict[Verdict, frozenset[AlertState]] = {
 }
 
 
+def holds_firing(previous: InstanceState, verdict: Verdict) -> bool:
+    """Whether the verdict keeps a firing alert firing with nothing to change but the
+    reading (no clear timer running, its data available), as ``step`` would."""
+    return (
+        previous.state is AlertState.FIRING
+        and (verdict is Verdict.BREACHED or verdict is Verdict.BETWEEN)
+        and previous.clearing_since is None
+        and previous.unavailable_since is None
+    )
+
+
 def step(
     previous: InstanceState,
     verdict: Verdict,

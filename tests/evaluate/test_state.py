@@ -3,9 +3,11 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.evaluate.alerts import AlertState
-from agent.evaluate.state import InstanceState, Verdict, step
+from agent.evaluate.state import SETTLED, InstanceState, Verdict, holds_firing, observe, step
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -106,3 +108,38 @@ def test_value_and_evaluation_time_are_recorded():
     state = step(InstanceState(), C, T0, value=0.25)
     assert state.value == 0.25
     assert state.evaluated_at == T0
+
+
+_TIMES = st.one_of(st.none(), st.integers(0, 10).map(lambda m: T0 + m * MIN))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    previous=st.builds(
+        InstanceState,
+        state=st.sampled_from(list(AlertState)),
+        since=_TIMES,
+        pending_since=_TIMES,
+        firing_since=_TIMES,
+        clearing_since=_TIMES,
+        value=st.one_of(st.none(), st.floats(-5, 5)),
+        evaluated_at=_TIMES,
+        error=st.one_of(st.none(), st.just("HTTP 500")),
+        unavailable_since=_TIMES,
+    ),
+    verdict=st.sampled_from(list(Verdict)),
+    value=st.one_of(st.none(), st.floats(-5, 5)),
+    minutes=st.integers(0, 3),
+)
+def test_a_verdict_that_settles_only_records_the_reading(previous, verdict, value, minutes):
+    """The engine skips ``step`` for these (most instances, most cycles): ``step`` must do
+    nothing more than record the reading."""
+    if previous.state is AlertState.PENDING and previous.pending_since is None:
+        previous = previous._replace(pending_since=T0)  # (pending always has one)
+    now = T0 + 11 * MIN
+    stepped = step(previous, verdict, now, value=value, for_=minutes * MIN, clear_for=MIN)
+    settles = previous.state in SETTLED[verdict] or holds_firing(previous, verdict)
+    if settles:
+        assert stepped == observe(previous, value, now)
+    if verdict is Verdict.CLEARED and previous.state in (AlertState.INACTIVE, AlertState.RESOLVED):
+        assert settles  # (the common case must take the short way)

@@ -89,15 +89,32 @@ class Bounds:
     reference: tuple[datetime, datetime] | None = None
 
 
-def bounds(rule: Rule, now: datetime) -> Bounds:
+#: what a rule's ``Bounds`` depend on besides the moment (``bounds_shape``)
+BoundsShape = tuple[timedelta, timedelta, timedelta | None, timedelta | None]
+
+
+def bounds_shape(rule: Rule) -> BoundsShape:
+    """Rules of one shape have the same bounds at a moment: the data lag, the window, a
+    nodata condition's span, a change condition's reference."""
     condition = rule.condition
-    until = now - data_lag(rule)
-    after = until - rule.query.window
-    if isinstance(condition, NoDataCondition):
-        return Bounds(now, after, until, (until - condition.duration, until))
-    if isinstance(condition, ChangeCondition):
-        reference_until = until - condition.reference
-        return Bounds(now, after, until, (reference_until - rule.query.window, reference_until))
+    return (
+        data_lag(rule),
+        rule.query.window,
+        condition.duration if isinstance(condition, NoDataCondition) else None,
+        condition.reference if isinstance(condition, ChangeCondition) else None,
+    )
+
+
+def bounds(rule: Rule, now: datetime, shape: BoundsShape | None = None) -> Bounds:
+    """The rule's windows at ``now`` (``shape``: its ``bounds_shape``, if known)."""
+    lag, window, nodata_span, reference = shape or bounds_shape(rule)
+    until = now - lag
+    after = until - window
+    if nodata_span is not None:
+        return Bounds(now, after, until, (until - nodata_span, until))
+    if reference is not None:
+        reference_until = until - reference
+        return Bounds(now, after, until, (reference_until - window, reference_until))
     return Bounds(now, after, until)
 
 

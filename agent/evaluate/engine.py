@@ -16,7 +16,15 @@ import structlog
 
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.conditions import Judgement, bounds, judge_all, lookback
+from agent.evaluate.conditions import (
+    Bounds,
+    BoundsShape,
+    Judgement,
+    bounds,
+    bounds_shape,
+    judge_all,
+    lookback,
+)
 from agent.evaluate.history import QueryHistory, Series, SeriesWindow
 from agent.evaluate.instances import CycleReport, Instance, advance, advance_all, new_instance
 from agent.evaluate.planner import (
@@ -97,6 +105,11 @@ class Engine:
         self._rosters: dict[str, _Roster] = {}
         #: rule name → its value spec in canonical form (rules reading one value share it)
         self._spec_keys: dict[str, str] = {}
+        #: rule name → what its bounds depend on; whether it judges anomalies (with trackers)
+        self._bounds_shapes: dict[str, BoundsShape] = {}
+        self._anomaly: dict[str, bool] = {}
+        #: (moment, bounds shape) → the bounds, for this cycle
+        self._bounds: dict[tuple[datetime, BoundsShape], Bounds] = {}
         #: the Analytics rows, as columns per query family (see ``history``)
         self.history: dict[tuple[object, ...], QueryHistory] = {}
         self.history_lock = threading.Lock()
@@ -132,6 +145,10 @@ class Engine:
         self._window_pool = {}
         self._rosters = {}
         self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
+        self._bounds_shapes = {rule.name: bounds_shape(rule) for rule in self.rules.values()}
+        self._anomaly = {
+            rule.name: isinstance(rule.condition, AnomalyCondition) for rule in self.rules.values()
+        }
         # columns are kept as far back as the rules that read them look
         retention: dict[tuple[object, ...], timedelta] = {}
         for rule in self.rules.values():
@@ -199,6 +216,7 @@ class Engine:
         # The daemon's groups share queries: the columns are written and read under one lock.
         with self.history_lock:
             self._values.clear()
+            self._bounds.clear()
             unstored = {r: rows for r, rows in results.items() if r not in stored}
             recent = _recent_rows(selected, the_plan.by_rule, unstored, now) if unstored else {}
             # (by identity: a plan's rules share its request objects, and hashing a query
@@ -285,14 +303,13 @@ class Engine:
         self, rule: Rule, windows: dict[InstanceKey, Window], now: datetime, report: CycleReport
     ) -> None:
         instances, in_order = self._roster(rule, windows)
-        judged = judge_all(
-            rule,
-            in_order,
-            bounds(rule, now),
-            [instance.tracker for instance in instances],
-            self._values,
-            self._spec_keys.get(rule.name) or rule.value.model_dump_json(),
-        )
+        shape = self._bounds_shapes.get(rule.name) or bounds_shape(rule)
+        at = self._bounds.get((now, shape))
+        if at is None:  # (rules of one shape share them, in a cycle)
+            at = self._bounds[(now, shape)] = bounds(rule, now, shape)
+        trackers = [i.tracker for i in instances] if self._anomaly.get(rule.name) else []
+        spec_key = self._spec_keys.get(rule.name) or rule.value.model_dump_json()
+        judged = judge_all(rule, in_order, at, trackers, self._values, spec_key)
         advance_all(rule, instances, judged, now, report, link=self.link)
 
     def _roster(

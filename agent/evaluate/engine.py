@@ -25,7 +25,7 @@ from agent.evaluate.conditions import (
     judge_all,
     lookback,
 )
-from agent.evaluate.history import QueryHistory, Series, SeriesWindow
+from agent.evaluate.history import QueryHistory
 from agent.evaluate.instances import CycleReport, Instance, advance, advance_all, new_instance
 from agent.evaluate.planner import (
     DataRequest,
@@ -36,6 +36,7 @@ from agent.evaluate.planner import (
     rule_requests,
 )
 from agent.evaluate.rules import Rule
+from agent.evaluate.shapes import ShapeWindows
 from agent.evaluate.source_watch import SOURCE_DOWN, SourceWatch, source_instance
 from agent.evaluate.sources import fetch_all
 from agent.evaluate.state import Verdict
@@ -54,11 +55,6 @@ log = structlog.get_logger(__name__)
 
 #: any moment: which queries a rule reads does not depend on when
 _ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-
-#: the columns windows were built over (each with its layout) and the windows
-_Built = tuple[list[tuple[QueryHistory, int]], dict[InstanceKey, Window]]
-#: what a rule's windows are built from: its queries' columns, its instance labels, services
-_Shape = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
 
 
 #: the window of an instance without rows
@@ -95,11 +91,7 @@ class Engine:
         self._source_watch = SourceWatch()
         self._planner = Planner()
         #: windows per query shape, shared by the rules of that shape and kept across cycles
-        self._windows: dict[_Shape, _Built] = {}
-        #: the windows of the shapes, by the series they read (see ``_pooled``)
-        self._window_pool: dict[tuple[tuple[int, int, int], ...], SeriesWindow] = {}
-        #: how many times a shape's windows were built
-        self._built = 0
+        self._windows = ShapeWindows()
         self._values = SharedValues()
         #: rule name → (its windows, its instances, how many, the roster ``_roster`` made)
         self._rosters: dict[str, _Roster] = {}
@@ -141,8 +133,7 @@ class Engine:
         with self.source_lock:  # queries of removed rules must not keep judging the source
             self._source_watch = SourceWatch()
         self._planner = Planner()
-        self._windows = {}
-        self._window_pool = {}
+        self._windows = ShapeWindows()
         self._rosters = {}
         self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
         self._bounds_shapes = {rule.name: bounds_shape(rule) for rule in self.rules.values()}
@@ -223,8 +214,7 @@ class Engine:
             # for each of a thousand rules costs more than judging them)
             failures = {id(q): r for q, r in results.items() if isinstance(r, Exception)}
             columns_of = {id(q): history for q, history in stored.items()}
-            checked: dict[_Shape, dict[InstanceKey, Window]] = {}
-            built = self._built
+            self._windows.begin_cycle()
             for rule in selected:
                 requests = the_plan.by_rule[rule.name]
                 failure = None
@@ -237,7 +227,7 @@ class Engine:
                     self._fail_rule(rule, now, message, report)
                 elif None not in histories:  # every query's rows are in columns
                     stored_all = cast(list[QueryHistory], histories)
-                    windows = self._series_windows(rule, stored_all, checked)
+                    windows = self._windows.of(rule, stored_all)
                     self._judge_rule(rule, windows, now, report)
                 else:
                     rows = rows_for_rule(rule, [recent[q] for q in requests])
@@ -245,8 +235,7 @@ class Engine:
                     windows = {key: SampleWindow(group) for key, group in groups.items()}
                     self._judge_rule(rule, windows, now, report)
                 self.next_due[rule.name] = now + self.interval(rule)
-            if self._built != built:  # shapes were rebuilt: their old windows may be unread
-                self._prune_pool()
+            self._windows.end_cycle()
         if self.watch_source and the_plan.requests:
             with self.source_lock:
                 change = self._source_watch.observe(self.source_state, results, now)
@@ -349,62 +338,6 @@ class Engine:
         error = Judgement(Verdict.ERROR, None)
         for instance in known.values():
             advance(rule, instance, error, now, report, link=self.link, error=message)
-
-    def _series_windows(
-        self,
-        rule: Rule,
-        histories: list[QueryHistory],
-        checked: dict[_Shape, dict[InstanceKey, Window]],
-    ) -> dict[InstanceKey, Window]:
-        """Per alert instance, its series in each of the rule's queries: built once, kept
-        while the columns' layout holds (a new series or a rebuild), so a cycle bringing one
-        new minute only reads the new sums. ``checked``: the shapes found valid this cycle.
-
-        An instance's window is one object whatever the shape that reaches it (the 5xx
-        of one stack, for rules of every stack and for rules of a few): values are shared
-        by window, so rules of different shapes compute them once."""
-        services = tuple(sorted(rule.query.services))
-        shape = (tuple(map(id, histories)), rule.query.instance_labels, services)
-        found = checked.get(shape)
-        if found is not None:
-            return found
-        built = self._windows.get(shape)
-        layout = [(history, history.layout) for history in histories]
-        if (
-            built is not None
-            and len(built[0]) == len(layout)
-            and all(
-                old is new and old_layout == new_layout
-                for (old, old_layout), (new, new_layout) in zip(built[0], layout, strict=True)
-            )
-        ):
-            checked[shape] = built[1]
-            return built[1]
-        parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
-        for history in histories:
-            for key, series in history.split(rule.query.instance_labels, services).items():
-                parts.setdefault(key, []).append((history, series))
-        windows: dict[InstanceKey, Window] = {
-            key: self._pooled(found) for key, found in parts.items()
-        }
-        self._windows[shape] = (layout, windows)
-        self._built += 1
-        checked[shape] = windows
-        return windows
-
-    def _pooled(self, parts: list[tuple[QueryHistory, list[Series]]]) -> SeriesWindow:
-        """The window over these series: one object for every shape that reads them, while
-        the columns' layouts hold (the pool keeps its windows, hence their ids, alive)."""
-        key = tuple((id(history), history.layout, id(series)) for history, series in parts)
-        window = self._window_pool.get(key)
-        if window is None:
-            window = self._window_pool[key] = SeriesWindow(parts)
-        return window
-
-    def _prune_pool(self) -> None:
-        """Forget the windows no shape reads any more (their columns' layout moved on)."""
-        live = {id(w) for _, windows in self._windows.values() for w in windows.values()}
-        self._window_pool = {k: w for k, w in self._window_pool.items() if id(w) in live}
 
 
 def _recent_rows(

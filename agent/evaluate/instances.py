@@ -29,6 +29,9 @@ _DETAIL_NAMES = (
     "reference",
 )
 
+#: the template variables of ``_DETAIL_NAMES`` where a judgement has no details
+_NO_DETAIL_VALUES = dict.fromkeys(_DETAIL_NAMES)
+
 #: what a rule's ``on_nodata`` makes of no data (otherwise: the nodata state)
 _NODATA_AS = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}
 
@@ -202,21 +205,21 @@ def advance_all(
 def _annotations(
     rule: Rule, instance: Instance, judgement: Judgement, link: str | None, error: str | None
 ) -> dict[str, str]:
-    state = instance.state
+    labels = instance.labels
     context: dict[str, Any] = {
+        **_NO_DETAIL_VALUES,
         "rule": rule.name,
-        "state": state.state.value,
+        "state": instance.state.state.value,
         "value": judgement.value,
         "threshold": judgement.threshold,
-        "labels": instance.labels,
-        "stack": instance.labels.get("stack", ""),
-        "service": instance.labels.get("service", ""),
+        "labels": labels,
+        "stack": labels.get("stack", ""),
+        "service": labels.get("service", ""),
         "window": rule.query.window,
         "severity": rule.severity,
         "link": rule.link or link or "",
         "runbook": rule.runbook or "",
         "error": error or "",
-        **dict.fromkeys(_DETAIL_NAMES),
         **judgement.details,
     }
     annotations = {

@@ -1,0 +1,83 @@
+"""The windows of a rule's alert instances over the columns, per query shape.
+
+Rules that read the same queries, split into instances by the same labels and keep
+the same services have one shape: their windows are built once and kept while the
+columns' layout holds (no new series or field, no rebuild), so a cycle bringing one
+new minute only reads the new sums. An instance's window is one object whatever the
+shape that reaches it (the 5xx of one stack, for rules of every stack and for rules
+of a few): values are shared by window (``values.SharedValues``), so rules of
+different shapes compute them once.
+"""
+
+from __future__ import annotations
+
+from agent.evaluate.history import QueryHistory, Series, SeriesWindow
+from agent.evaluate.rules import Rule
+from agent.evaluate.values import InstanceKey, Window
+
+#: what a rule's windows are built from: its queries' columns, its instance labels, services
+Shape = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
+#: the columns windows were built over (each with its layout) and the windows
+_Built = tuple[list[tuple[QueryHistory, int]], dict[InstanceKey, Window]]
+
+
+class ShapeWindows:
+    """Not thread safe: the engine calls it under its history lock."""
+
+    def __init__(self) -> None:
+        self._built: dict[Shape, _Built] = {}
+        #: the shapes' windows by the series they read (see ``_pooled``)
+        self._pool: dict[tuple[tuple[int, int, int], ...], SeriesWindow] = {}
+        #: the shapes found valid, or built, in this cycle
+        self._checked: dict[Shape, dict[InstanceKey, Window]] = {}
+        self._rebuilt = False
+
+    def begin_cycle(self) -> None:
+        self._checked = {}
+        self._rebuilt = False
+
+    def end_cycle(self) -> None:
+        """Forget the windows no shape reads any more (their columns' layout moved on)."""
+        if self._rebuilt:
+            live = {id(w) for _, windows in self._built.values() for w in windows.values()}
+            self._pool = {k: w for k, w in self._pool.items() if id(w) in live}
+
+    def of(self, rule: Rule, histories: list[QueryHistory]) -> dict[InstanceKey, Window]:
+        """Per alert instance of ``rule``, its series in each of the rule's queries."""
+        services = tuple(sorted(rule.query.services))
+        shape = (tuple(map(id, histories)), rule.query.instance_labels, services)
+        found = self._checked.get(shape)
+        if found is not None:
+            return found
+        built = self._built.get(shape)
+        layout = [(history, history.layout) for history in histories]
+        if (
+            built is not None
+            and len(built[0]) == len(layout)
+            and all(
+                old is new and old_layout == new_layout
+                for (old, old_layout), (new, new_layout) in zip(built[0], layout, strict=True)
+            )
+        ):
+            self._checked[shape] = built[1]
+            return built[1]
+        parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
+        for history in histories:
+            for key, series in history.split(rule.query.instance_labels, services).items():
+                parts.setdefault(key, []).append((history, series))
+        windows: dict[InstanceKey, Window] = {
+            key: self._pooled(found) for key, found in parts.items()
+        }
+        self._built[shape] = (layout, windows)
+        self._checked[shape] = windows
+        self._rebuilt = True
+        return windows
+
+    def _pooled(self, parts: list[tuple[QueryHistory, list[Series]]]) -> SeriesWindow:
+        """The window over these series: one object for every shape that reads them, while
+        the columns' layouts hold (the pool keeps its windows, hence their ids, alive)."""
+        key = tuple((id(history), history.layout, id(series)) for history, series in parts)
+        window = self._pool.get(key)
+        if window is None:
+            window = self._pool[key] = SeriesWindow(parts)
+        return window

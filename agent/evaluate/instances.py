@@ -138,8 +138,9 @@ def advance(
     previous = instance.state
     if error is None and (previous.state in SETTLED[verdict] or holds_firing(previous, verdict)):
         instance.record(judgement.value, now)  # all that ``step`` would do
+        current = previous  # (but for the reading, which the checks below do not read)
     else:
-        instance.state = step(
+        current = instance.state = step(
             previous,
             verdict,
             now,
@@ -148,7 +149,6 @@ def advance(
             clear_for=rule.clear_for,
             error=error,
         )
-    current = instance.state
     if current.state != previous.state:
         instance.annotations = _annotations(rule, instance, judgement, link, error)
         report.transitions.append(_transition(rule, instance, previous.state, judgement))
@@ -209,7 +209,7 @@ def _annotations(
     context: dict[str, Any] = {
         **_NO_DETAIL_VALUES,
         "rule": rule.name,
-        "state": instance.state.state.value,
+        "state": instance._stepped.state.value,  # (a reading does not change it)
         "value": judgement.value,
         "threshold": judgement.threshold,
         "labels": labels,

@@ -214,8 +214,13 @@ class Engine:
             # for each of a thousand rules costs more than judging them)
             failures = {id(q): r for q, r in results.items() if isinstance(r, Exception)}
             columns_of = {id(q): history for q, history in stored.items()}
-            self._windows.begin_cycle()
+            self._windows.begin_cycle((the_plan, *((q, h, h.layout) for q, h in stored.items())))
             for rule in selected:
+                windows = self._windows.kept(rule)
+                if windows is not None:  # it reads the same queries and columns as before
+                    self._judge_rule(rule, windows, now, report)
+                    self.next_due[rule.name] = now + self.interval(rule)
+                    continue
                 requests = the_plan.by_rule[rule.name]
                 failure = None
                 if failures:

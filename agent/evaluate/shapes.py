@@ -17,6 +17,8 @@ from agent.evaluate.values import InstanceKey, Window
 
 #: what a rule's windows are built from: its queries' columns, its instance labels, services
 Shape = tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]
+#: how many cycles' reads are remembered (more than the daemon has groups)
+_READS_KEPT = 64
 #: the columns windows were built over (each with its layout) and the windows
 _Built = tuple[list[tuple[QueryHistory, int]], dict[InstanceKey, Window]]
 
@@ -31,10 +33,30 @@ class ShapeWindows:
         #: the shapes found valid, or built, in this cycle
         self._checked: dict[Shape, dict[InstanceKey, Window]] = {}
         self._rebuilt = False
+        #: what recent cycles read (see ``begin_cycle``), the latest first; this cycle's
+        self._reads: list[tuple[object, ...]] = []
+        self._current: tuple[object, ...] = ()
+        #: rule name → what it read when its windows were last found, and those windows
+        self._by_rule: dict[str, tuple[tuple[object, ...], dict[InstanceKey, Window]]] = {}
 
-    def begin_cycle(self) -> None:
+    def begin_cycle(self, reads: tuple[object, ...]) -> None:
+        """``reads``: what this cycle's rules read (their plan, and each of its queries
+        with its columns and their layout). A rule's windows found in a cycle that read
+        the same are its windows now (``kept``): one comparison a cycle instead of a
+        check per rule. (The daemon's groups each have a plan: a few are remembered.)"""
         self._checked = {}
         self._rebuilt = False
+        for known in self._reads:  # (a plan by identity: the planner keeps it while valid)
+            if known[0] is reads[0] and known[1:] == reads[1:]:
+                self._current = known
+                return
+        self._reads = [reads, *self._reads[: _READS_KEPT - 1]]
+        self._current = reads
+
+    def kept(self, rule: Rule) -> dict[InstanceKey, Window] | None:
+        """The rule's windows if it read the same in a cycle before."""
+        found = self._by_rule.get(rule.name)
+        return found[1] if found is not None and found[0] is self._current else None
 
     def end_cycle(self) -> None:
         """Forget the windows no shape reads any more (their columns' layout moved on)."""
@@ -48,6 +70,7 @@ class ShapeWindows:
         shape = (tuple(map(id, histories)), rule.query.instance_labels, services)
         found = self._checked.get(shape)
         if found is not None:
+            self._by_rule[rule.name] = (self._current, found)
             return found
         built = self._built.get(shape)
         layout = [(history, history.layout) for history in histories]
@@ -60,6 +83,7 @@ class ShapeWindows:
             )
         ):
             self._checked[shape] = built[1]
+            self._by_rule[rule.name] = (self._current, built[1])
             return built[1]
         parts: dict[InstanceKey, list[tuple[QueryHistory, list[Series]]]] = {}
         for history in histories:
@@ -70,6 +94,7 @@ class ShapeWindows:
         }
         self._built[shape] = (layout, windows)
         self._checked[shape] = windows
+        self._by_rule[rule.name] = (self._current, windows)
         self._rebuilt = True
         return windows
 

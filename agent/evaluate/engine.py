@@ -311,7 +311,8 @@ class Engine:
     ) -> tuple[list[Instance], list[Window]]:
         """The rule's instances in key order and each one's window: those with rows, those
         known before, those its stacks promise. Kept while the windows and the instances
-        are the same (a restore drops it)."""
+        are the same (instances change only here, in ``_fail_rule``, which adds some, and
+        in ``restore``, which drops the roster)."""
         known = self.instances[rule.name]
         kept = self._rosters.get(rule.name)
         if kept is not None and kept[0] is windows and kept[1] is known and kept[2] == len(known):

@@ -32,10 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    if getattr(args, "builds_heap", False):
+        from agent.daemon import heap
+
+        heap.hold()  # (until the daemon has started; ``check`` ends first)
     # the handler's own libraries load here, after parsing: ``--help`` needs none of them
     from agent.collect.errors import ContentstackError
     from agent.config import ConfigError
-    from agent.evaluate.backtest import CsvError
     from agent.evaluate.loader import RulesInvalid
 
     try:
@@ -50,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule_problem in error.problems:
             print(redact(str(rule_problem)), file=sys.stderr)
         return 2
-    except (ContentstackError, CsvError) as error:
+    except ContentstackError as error:
         print(f"error: {redact(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the config and every rule file")
     _config_option(check)
-    check.set_defaults(handler=cmd_check)
+    check.set_defaults(handler=cmd_check, builds_heap=True)
 
     once = commands.add_parser("once", help="fetch and evaluate every rule once")
     _config_option(once)
@@ -101,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the alerting daemon (SIGHUP reloads)")
     _config_option(run)
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, builds_heap=True)
 
     status = commands.add_parser("status", help="show current alerts of the daemon")
     _config_option(status)
@@ -349,41 +352,43 @@ def cmd_test_rules(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from agent.clock import SystemClock
-    from agent.evaluate.backtest import backtest_csv, backtest_source
+    from agent.evaluate.backtest import CsvError, backtest_csv, backtest_source
     from agent.wiring import build_pipeline
 
     if args.csv:
         if args.rules is None:
             print("error: --csv needs --rules FILE", file=sys.stderr)
             return 2
-        transitions = backtest_csv(args.rules, args.csv)
-    else:
-        if args.start is None or args.end is None:
-            print("error: give --csv FILE, or --from and --to dates", file=sys.stderr)
-            return 2
-        if args.end < args.start:
-            print("error: --to is before --from", file=sys.stderr)
-            return 2
-        settings = _settings(args)
-        if args.rules is not None:
-            settings.agent.rule_paths = [args.rules]
-        clock = SystemClock()
-        pipeline = build_pipeline(settings, clock)
-        start = datetime.combine(args.start, time(), UTC)
-        end = min(datetime.combine(args.end, time.max, UTC), clock.now())
-        try:
-            transitions = backtest_source(
-                list(pipeline.engine.rules.values()),
-                pipeline.engine.source,
-                start,
-                end,
-                settings.agent.default_interval,
-            )
-            _print_transitions(transitions, args.format)
-        finally:
-            pipeline.close()
+        try:  # (a generator: a bad CSV row raises while the transitions print)
+            _print_transitions(backtest_csv(args.rules, args.csv), args.format)
+        except CsvError as error:
+            print(f"error: {redact(str(error))}", file=sys.stderr)
+            return 1
         return 0
-    _print_transitions(transitions, args.format)
+    if args.start is None or args.end is None:
+        print("error: give --csv FILE, or --from and --to dates", file=sys.stderr)
+        return 2
+    if args.end < args.start:
+        print("error: --to is before --from", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    if args.rules is not None:
+        settings.agent.rule_paths = [args.rules]
+    clock = SystemClock()
+    pipeline = build_pipeline(settings, clock)
+    start = datetime.combine(args.start, time(), UTC)
+    end = min(datetime.combine(args.end, time.max, UTC), clock.now())
+    try:
+        transitions = backtest_source(
+            list(pipeline.engine.rules.values()),
+            pipeline.engine.source,
+            start,
+            end,
+            settings.agent.default_interval,
+        )
+        _print_transitions(transitions, args.format)
+    finally:
+        pipeline.close()
     return 0
 
 

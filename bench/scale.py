@@ -46,7 +46,7 @@ from agent.wiring import load_config, load_rule_set
 from bench import naive
 from bench.rulemix import write_setup
 from bench.simproc import AUTHTOKEN, ORGANIZATION, Arrival, SimulatorProcess, peak_rate
-from bench.startup import measure_startup
+from bench.startup import compile_agent, measure_startup
 
 #: jobs the naive baseline actually runs per size; its totals are extrapolated from them
 NAIVE_SAMPLE = 40
@@ -237,13 +237,14 @@ def measure_size(size: Size, runs: int, folder: Path, with_memory: bool) -> dict
     rules = load_rule_set(load_config(config, explicit=True))
     agent_runs: list[dict[str, Any]] = []
     naive_runs: list[dict[str, Any]] = []
-    groups = len(group_rules(rules, timedelta(minutes=1), datetime.now(UTC)))
+    groups = len(group_rules(rules, timedelta(minutes=1)))
     with SimulatorProcess(size.stacks, job_duration=JOB_DURATION) as sim:
         for run in range(runs):
             print(f"  {size.label}: run {run + 1}/{runs}", file=sys.stderr, flush=True)
             agent_runs.append(agent_cycle(rules, sim))
             naive_runs.append(naive_cycle(rules, sim))
             agent_runs[-1].update(measure_startup(config, sim, groups, JOB_DURATION))
+    compile_agent()
     check = [child_usage(stackwatch("check", "--config", str(config)))[0] for _ in range(runs)]
     memory = [
         [

@@ -256,7 +256,7 @@ def test_source_judgements_committed_in_reverse_order_leave_notify_on_the_latest
 
 
 def test_groups_share_queries_and_split_by_api_and_interval() -> None:
-    groups = group_rules(shipped_rules(), timedelta(minutes=1), NOW)
+    groups = group_rules(shipped_rules(), timedelta(minutes=1))
     of = {name: group for group in groups for name in group.rules}
     # CDN and CMA status-code rules read one merged query per stack: evaluated together
     assert of["cdn-5xx-share"] is of["cma-5xx-share"]

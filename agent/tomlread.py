@@ -71,7 +71,23 @@ def parse_toml(text: str) -> dict[str, Any]:
 
 
 def _check_values(document: dict[str, Any], lines: list[str]) -> None:
-    """Depth, number and string bounds, walked without recursion."""
+    """Depth, number and string bounds, walked without recursion; a document found to
+    break one is walked again, keeping each value's location, to say where."""
+    pending: list[tuple[int, Any]] = [(0, document)]
+    while pending:
+        depth, value = pending.pop()
+        kind = type(value)
+        if kind is dict:
+            pending.extend((depth + 1, item) for item in value.values())
+        elif kind is list:
+            pending.extend((depth + 1, item) for item in value)
+        elif kind is str and len(value) <= MAX_STRING_CHARS and depth <= MAX_DEPTH:
+            continue
+        if _value_problem(value, depth):
+            _locate_problem(document, lines)
+
+
+def _locate_problem(document: dict[str, Any], lines: list[str]) -> None:
     pending: list[tuple[tuple[Any, ...], Any]] = [((), document)]
     while pending:
         location, value = pending.pop()

@@ -366,6 +366,7 @@ def main() -> None:
     args.sizes = args.sizes or ("1000x20" if args.full else "10x1,100x5,1000x20")
     configure_logging("error")
     sizes = [Size(*map(int, item.split("x"))) for item in args.sizes.split(",")]
+    load_before = os.getloadavg()[0]
     results = {}
     verdicts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="stackwatch-bench-") as folder:
@@ -398,7 +399,9 @@ def main() -> None:
         f"{platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; simulator jobs take "
         f"{JOB_DURATION:g} s; medians of {args.runs} runs. The naive baseline runs "
-        f"{NAIVE_SAMPLE} of its jobs (4 at a time) and scales requests and wall time to all.",
+        f"{NAIVE_SAMPLE} of its jobs (4 at a time) and scales requests and wall time to all. "
+        f"Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(other work on the machine slows CPU figures too).",
         "",
     ]
     text = "\n".join(header + verdicts + table(results))

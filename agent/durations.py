@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -16,6 +17,12 @@ def parse_duration(text: str) -> timedelta:
     """Parse ``"90s"``, ``"5m"``, ``"1h30m"``; raise ValueError with a readable message."""
     if not isinstance(text, str):
         raise ValueError(f"expected a duration string such as '5m', got {text!r}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> timedelta:
+    """(cached: a thousand rules write the same few durations, and a timedelta is a value)"""
     cleaned = text.strip().lower()
     if not cleaned:
         raise ValueError("empty duration; use e.g. '30s', '5m', '1h', '1d'")

@@ -1,4 +1,4 @@
-"""Positions in TOML text, for messages: tomllib reports none for values.
+"""Positions in TOML text, for messages: the TOML parser reports none for values.
 
 ``locate`` walks a file's text to the table, sub-table and key a validation error
 names, so problems read ``FILE:LINE: field: message``. It never parses values.
@@ -7,13 +7,14 @@ names, so problems read ``FILE:LINE: field: message``. It never parses values.
 from __future__ import annotations
 
 import re
-import tomllib
 from typing import Any
+
+import tomli
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?\s*(#.*)?$")
 
 
-def toml_error_line(error: tomllib.TOMLDecodeError) -> int:
+def toml_error_line(error: tomli.TOMLDecodeError) -> int:
     """The line a TOML syntax error points at (Python 3.11 only says it in the message)."""
     match = re.search(r"at line (\d+)", str(error))
     return int(match.group(1)) if match else 1

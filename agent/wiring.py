@@ -11,24 +11,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from agent.clock import Clock
-from agent.collect import Clients, build_clients
 from agent.config import REGION_HOSTS, ConfigError, Settings, load_settings
-from agent.evaluate.alerts import Transition
-from agent.evaluate.engine import Engine
 from agent.evaluate.loader import Problem, RulesInvalid, load_rules, rule_files
 from agent.evaluate.rules import Rule, resolve_stacks
-from agent.evaluate.sources import LiveSource
-from agent.notify.channels import ChannelRegistry
 from agent.notify.config import RouteConfig
 from agent.notify.links import Links
-from agent.notify.message import Reading
-from agent.store import Store
 
 if TYPE_CHECKING:
+    # the engine and the clients (httpx) load where a pipeline is built: ``check`` needs
+    # neither
+    from agent.collect import Clients
+    from agent.evaluate.alerts import Transition
+    from agent.evaluate.engine import Engine
     from agent.notify import Notifier
+    from agent.notify.message import Reading
     from agent.remediate.audit import Observe
     from agent.remediate.records import AlertContext
     from agent.remediate.runner import Remediator
+    from agent.store import Store
 
 
 def load_config(path: Path | None, *, explicit: bool) -> Settings:
@@ -82,6 +82,8 @@ def load_rule_set(settings: Settings) -> list[Rule]:
 def check(settings: Settings) -> str:
     """What ``stackwatch check`` says of a valid configuration (config and every rule
     file); raises ConfigError or RulesInvalid for a bad one."""
+    from agent.notify.channels import ChannelRegistry
+
     rules = load_rule_set(settings)
     files = rule_files(settings.agent.rule_paths)
     ChannelRegistry(settings.notify.channels)  # loads Apprise, which judges their URLs
@@ -164,6 +166,10 @@ def build_pipeline(
     ``observe_api`` hears every API answer (endpoint, status) of new clients,
     ``observe_remediation`` every remediation outcome (action, outcome).
     ``lazy_channels``: a new notifier loads Apprise and its channels when first used."""
+    from agent.collect import build_clients
+    from agent.evaluate.engine import Engine
+    from agent.evaluate.sources import LiveSource
+
     problem = settings.contentstack.credentials_problem()
     if problem:
         raise ConfigError([problem])

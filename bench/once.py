@@ -21,12 +21,14 @@ from typing import Any
 
 from bench.rulemix import write_setup
 from bench.simproc import SimulatorProcess, peak_rate
+from bench.startup import compile_agent
 
 #: the API's rate limit, requests per second
 RATE = 10.0
 
 
 def measure_once(config: Path, sim: SimulatorProcess) -> dict[str, Any]:
+    compile_agent()
     run_config = config.with_name("once.toml")
     run_config.write_text(config.read_text().replace("http://127.0.0.1:9", sim.url))
     sim.clear()

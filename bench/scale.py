@@ -1,6 +1,7 @@
 """Benchmark: rules × stacks at scale against the simulator on 127.0.0.1, beside a naive baseline.
 
     python -m bench.scale [--sizes 10x1,100x5,1000x20] [--runs 3] [--out bench/RESULTS.md]
+    python -m bench.scale --full [--runs 1]     # every target of issue 13 at 1,000 × 20
 
 For each size, in one run: the agent's evaluation cycle (HTTP requests counted at the
 simulator, which runs in its own process; peak requests in any second, 429s, wall
@@ -8,7 +9,9 @@ time), evaluation CPU when a cycle brings one new minute (rows already fetched),
 daemon's peak RSS holding 7 days of minute history (a child process), ``stackwatch
 check`` CPU on the rule set, and the naive one-job-per-rule baseline on the same
 simulator. Medians of ``--runs`` runs; ratios against the baseline of the same run.
-Prints a table and writes it to ``--out``.
+``--full`` adds the figures other commands measure alone (``bench.targets``) and a table of
+issue 13's targets at the largest size, each with its verdict. Prints the tables and adds
+them to ``--out`` as one section.
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ from agent.evaluate.rules import Rule
 from agent.evaluate.sources import AnswerHook, LiveSource
 from agent.logs import configure_logging
 from agent.wiring import load_config, load_rule_set
-from bench import naive
+from bench import naive, targets
 from bench.rulemix import write_setup
 from bench.simproc import AUTHTOKEN, ORGANIZATION, Arrival, SimulatorProcess, peak_rate
-from bench.startup import measure_startup
+from bench.startup import compile_agent, measure_startup
 
 #: jobs the naive baseline actually runs per size; its totals are extrapolated from them
 NAIVE_SAMPLE = 40
@@ -237,13 +240,14 @@ def measure_size(size: Size, runs: int, folder: Path, with_memory: bool) -> dict
     rules = load_rule_set(load_config(config, explicit=True))
     agent_runs: list[dict[str, Any]] = []
     naive_runs: list[dict[str, Any]] = []
-    groups = len(group_rules(rules, timedelta(minutes=1), datetime.now(UTC)))
+    groups = len(group_rules(rules, timedelta(minutes=1)))
     with SimulatorProcess(size.stacks, job_duration=JOB_DURATION) as sim:
         for run in range(runs):
             print(f"  {size.label}: run {run + 1}/{runs}", file=sys.stderr, flush=True)
             agent_runs.append(agent_cycle(rules, sim))
             naive_runs.append(naive_cycle(rules, sim))
             agent_runs[-1].update(measure_startup(config, sim, groups, JOB_DURATION))
+    compile_agent()
     check = [child_usage(stackwatch("check", "--config", str(config)))[0] for _ in range(runs)]
     memory = [
         [
@@ -261,6 +265,8 @@ def measure_size(size: Size, runs: int, folder: Path, with_memory: bool) -> dict
         "check_cpu": statistics.median(check),
         "rss": statistics.median(m[0] for m in memory) if memory else None,
         "peak_rss": statistics.median(m[1] for m in memory) if memory else None,
+        "config": config,
+        "groups": groups,
     }
 
 
@@ -341,34 +347,64 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10x1,100x5,1000x20")
+    parser.add_argument(
+        "--sizes", default=None, help="default: 10x1,100x5,1000x20 (--full: 1000x20)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
     parser.add_argument("--title", default="Scale benchmark")
     parser.add_argument(
         "--memory-sizes", default=None, help="sizes whose RSS is measured (default: all)"
     )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also `once` cold, the request rate over cycles, detection latency and --help: "
+        "every target of issue 13 at the largest size, with its verdict",
+    )
     args = parser.parse_args()
+    args.sizes = args.sizes or ("1000x20" if args.full else "10x1,100x5,1000x20")
     configure_logging("error")
     sizes = [Size(*map(int, item.split("x"))) for item in args.sizes.split(",")]
+    load_before = os.getloadavg()[0]
     results = {}
+    verdicts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="stackwatch-bench-") as folder:
         for size in sizes:
             with_memory = args.memory_sizes is None or (
                 f"{size.rules}x{size.stacks}" in args.memory_sizes.split(",")
             )
             results[size.label] = measure_size(size, args.runs, Path(folder), with_memory)
+        if args.full:
+            largest = max(sizes, key=lambda size: size.rules * size.stacks)
+            result = results[largest.label]
+            extras = targets.measure_extras(
+                result["config"],
+                largest.stacks,
+                result["groups"],
+                args.runs,
+                JOB_DURATION,
+                child_usage,
+            )
+            verdicts = [
+                f"### Targets at {largest.label} rules × stacks",
+                "",
+                *targets.table(targets.targets(result, extras, JOB_DURATION)),
+            ]
+    full = " --full" if args.full else ""
     header = [
         f"## {args.title}",
         "",
-        f"`python -m bench.scale --sizes {args.sizes} --runs {args.runs}` on "
+        f"`python -m bench.scale{full} --sizes {args.sizes} --runs {args.runs}` on "
         f"{platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"{datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; simulator jobs take "
         f"{JOB_DURATION:g} s; medians of {args.runs} runs. The naive baseline runs "
-        f"{NAIVE_SAMPLE} of its jobs (4 at a time) and scales requests and wall time to all.",
+        f"{NAIVE_SAMPLE} of its jobs (4 at a time) and scales requests and wall time to all. "
+        f"Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        "(other work on the machine slows CPU figures too).",
         "",
     ]
-    text = "\n".join(header + table(results))
+    text = "\n".join(header + verdicts + table(results))
     print(text)
     previous = args.out.read_text() if args.out.exists() else ""
     args.out.write_text(text + "\n\n" + previous)

@@ -9,7 +9,9 @@ of failed answers to typed errors. All waiting goes through the injected
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -76,15 +78,34 @@ class HttpClient:
         self.backoff_cap = backoff_cap
         # a server asking for a longer pause than this gets an error instead of a blocked thread
         self.max_retry_after = max_retry_after
-        self._client = httpx.Client(
-            transport=transport,
-            timeout=httpx.Timeout(settings.request_timeout.total_seconds()),
-            headers={"user-agent": USER_AGENT, "accept": "application/json"},
-            follow_redirects=False,
-        )
+        self._client_built: Future[httpx.Client] = Future()
+        options: dict[str, Any] = {
+            "transport": transport,
+            "timeout": httpx.Timeout(settings.request_timeout.total_seconds()),
+            "headers": {"user-agent": USER_AGENT, "accept": "application/json"},
+            "follow_redirects": False,
+        }
+        if transport is None:
+            # loading the CA bundle takes a few tenths of a second, mostly outside the GIL:
+            # it loads on a thread while the caller goes on (the daemon's start-up)
+            threading.Thread(
+                target=self._build_client, args=(options,), name="http-client", daemon=True
+            ).start()
+        else:
+            self._build_client(options)
         self.auth: Auth = NoAuth() if anonymous else self._make_auth()
         self.observer: RequestObserver | None = None
         self.health = ApiHealth(clock)
+
+    def _build_client(self, options: dict[str, Any]) -> None:
+        try:
+            self._client_built.set_result(httpx.Client(**options))
+        except BaseException as error:  # raised again where the client is first used
+            self._client_built.set_exception(error)
+
+    @property
+    def _client(self) -> httpx.Client:
+        return self._client_built.result()
 
     def _make_auth(self) -> Auth:
         settings = self.settings

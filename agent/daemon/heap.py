@@ -6,6 +6,8 @@ it again: at 1,000 rules that is about 0.1 s of CPU every few cycles, as much as
 evaluation itself. ``settle`` moves it out of the collector's reach (``gc.freeze``);
 objects that die later are still freed as usual. After a reload, the old pipeline's
 objects may have become cyclic garbage, so they are given back to the collector first.
+While that heap is being built (start-up, ``check``), the collector is held off
+altogether: each of its full passes there walks everything built so far again.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from __future__ import annotations
 import gc
 
 
+def hold() -> None:
+    """No collections until ``settle`` (or the process's end)."""
+    gc.disable()
+
+
 def settle() -> None:
     """Collect what is garbage now, then keep everything alive out of later collections."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    gc.enable()

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -72,12 +73,25 @@ class EvaluationScheduler:
         self._beat: Callable[[], None] | None = None
         #: set by ``wake_beat``; a beat that ends with it set runs again at once
         self._woken = threading.Event()
+        #: the rule jobs of start-up that have not run yet, and since when they wait
+        self._first_runs: set[str] = set()
+        self._first_runs_since = 0.0
 
     # -- jobs -------------------------------------------------------------------------
 
-    def sync_groups(self, groups: Sequence[RuleGroup], run: GroupRunner) -> None:
-        """Make the rule jobs match ``groups``: unchanged groups keep their timing."""
+    def sync_groups(
+        self,
+        groups: Sequence[RuleGroup],
+        run: GroupRunner,
+        delays: Mapping[str, float] | None = None,
+    ) -> None:
+        """Make the rule jobs match ``groups``: unchanged groups keep their timing, new
+        ones first run now, or ``delays[job_id]`` wall seconds from now (start-up:
+        ``first_cycles_done`` is logged once each of them has run)."""
         wanted = {group.job_id: group for group in groups}
+        now = datetime.now(UTC)
+        if delays is not None:
+            self._first_runs, self._first_runs_since = set(wanted), time.monotonic()
         for job in self._scheduler.get_jobs():
             if job.id.startswith(GROUP_PREFIX) and job.id not in wanted:
                 self._scheduler.remove_job(job.id)
@@ -92,7 +106,7 @@ class EvaluationScheduler:
                 IntervalTrigger(seconds=seconds, jitter=min(seconds / 10, MAX_JITTER)),
                 id=job_id,
                 name=group.label,
-                next_run_time=datetime.now(UTC),
+                next_run_time=now + timedelta(seconds=(delays or {}).get(job_id, 0.0)),
                 misfire_grace_time=None,
             )
         log.info("rule_jobs", jobs=[g.label for g in groups])
@@ -173,6 +187,13 @@ class EvaluationScheduler:
             self._on_wait(label, max(wait, 0.0))
         if event.exception is not None:
             log.error("job_crashed", job=event.job_id, error=str(event.exception))
+        with self._cond:
+            if event.job_id not in self._first_runs:
+                return
+            self._first_runs.discard(event.job_id)
+            if not self._first_runs:  # the daemon has evaluated every rule once
+                waited = time.monotonic() - self._first_runs_since
+                log.info("first_cycles_done", jobs=len(self._labels), seconds=round(waited, 3))
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ import structlog
 
 from agent.clock import Clock, SystemClock, shared_clock
 from agent.config import ConfigError, Settings, load_settings
-from agent.daemon import cycle, heap, persistence, security, systemd
+from agent.daemon import cycle, heap, persistence, security, startup, systemd
 from agent.daemon.exporter import ContentstackCollector
-from agent.daemon.grouping import RuleGroup, group_rules
+from agent.daemon.grouping import RuleGroup
 from agent.daemon.http_api import ApiServer
 from agent.daemon.locks import SharedExclusiveLock
 from agent.daemon.metrics import Metrics
@@ -77,8 +77,8 @@ class Daemon:
         self._last_beat = time.monotonic()
         self._pruned_at: datetime | None = None
         self._loop: ProcessLoop | None = None
-        #: why the channels could not be loaded (their URLs are judged after start-up)
-        self._channel_problems: list[str] = []
+        #: the channels' URLs are judged after start-up
+        self._channels = startup.ChannelLoader()
 
     @property
     def settings(self) -> Settings:
@@ -107,7 +107,10 @@ class Daemon:
     def start(self) -> None:
         cycle.restore(self.pipeline, self.store, self.clock.now())
         cycle.resolve_config_alert(self.pipeline, self.store, self.notifier, self.clock.now())
-        self._schedule()
+        rate = self.settings.contentstack.rate_limit
+        startup.schedule(
+            self.scheduler, self.pipeline.engine, self.run_group, first_runs_at_rate=rate
+        )
         self.scheduler.add_beat(self.settings.agent.notify_interval, self.beat)
         self.scheduler.start()
         agent = self.settings.agent
@@ -131,23 +134,11 @@ class Daemon:
         log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
         heap.settle()  # (after READY: a full collection takes a few tenths of a second)
-        # Apprise takes about a second to import: it loads while the daemon serves
-        threading.Thread(target=self._load_channels, name="channels", daemon=True).start()
+        self._channels.start(self.notifier, self._request_stop)
 
-    def _load_channels(self) -> None:
-        """A channel URL that Apprise refuses stops the daemon, as a config error."""
-        try:
-            self.notifier.channels.load()
-        except ConfigError as error:
-            self._channel_problems = error.problems
-            log.error("config_invalid", problems=error.problems)
-            if self._loop is not None:
-                self._loop.request_stop()
-
-    def _schedule(self) -> None:
-        engine = self.pipeline.engine
-        groups = group_rules(list(engine.rules.values()), engine.default_interval, self.clock.now())
-        self.scheduler.sync_groups(groups, self.run_group)
+    def _request_stop(self) -> None:
+        if self._loop is not None:
+            self._loop.request_stop()
 
     # -- the cycle --------------------------------------------------------------------
 
@@ -227,7 +218,7 @@ class Daemon:
         old.close(keep=pipeline)
         hashes = pipeline.rule_hashes
         removed, changed = cycle.retire_replaced(pipeline, old, before, self.store, now)
-        self._schedule()
+        startup.schedule(self.scheduler, pipeline.engine, self.run_group)
         self._reached = {}
         heap.settle()
         configure_logging(settings.agent.log_level)
@@ -250,8 +241,8 @@ class Daemon:
         once stopped, when a channel's URL turned out bad."""
         self._loop = ProcessLoop(self)
         stopped = self._loop.run()
-        if self._channel_problems:
-            raise ConfigError(self._channel_problems)
+        if self._channels.problems:
+            raise ConfigError(self._channels.problems)
         return stopped
 
     def stop(self) -> bool:
@@ -266,7 +257,7 @@ class Daemon:
         deadline = started + timeout * 2 if idle else time.monotonic()
         pending = 0
         try:  # deliver what the cycles queued, within the timeout (to channels that loaded)
-            if not self._channel_problems:
+            if not self._channels.problems:
                 pending = self.notifier.drain(deadline)
         except Exception:
             log.exception("flush_failed")

@@ -32,8 +32,8 @@ from agent.evaluate.planner import (
     DataSource,
     Planner,
     merge_key,
+    query_keys,
     rows_for_rule,
-    rule_requests,
 )
 from agent.evaluate.rules import Rule
 from agent.evaluate.shapes import ShapeWindows
@@ -52,10 +52,6 @@ from agent.redact import redact
 __all__ = ["SOURCE_DOWN", "CycleReport", "Engine", "Instance"]
 
 log = structlog.get_logger(__name__)
-
-#: any moment: which queries a rule reads does not depend on when
-_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-
 
 #: the window of an instance without rows
 _NO_ROWS = SampleWindow(())
@@ -142,10 +138,13 @@ class Engine:
         }
         # columns are kept as far back as the rules that read them look
         retention: dict[tuple[object, ...], timedelta] = {}
+        #: rule name → the merge keys of what it reads (the daemon groups rules by them)
+        self.query_keys: dict[str, list[tuple[object, ...]]] = {}
         for rule in self.rules.values():
-            for request in rule_requests(rule, _ANY_TIME):
-                key = merge_key(request)
-                retention[key] = max(retention.get(key, timedelta(0)), lookback(rule))
+            keys = self.query_keys[rule.name] = query_keys(rule)
+            reach = lookback(rule)
+            for key in keys:
+                retention[key] = max(retention.get(key, timedelta(0)), reach)
         with self.history_lock:
             self._retention = retention
             self.history = {k: h for k, h in self.history.items() if k in retention}

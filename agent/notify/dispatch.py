@@ -15,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -23,6 +23,7 @@ import structlog
 from agent.evaluate.alerts import AlertState, Transition
 from agent.notify import storage
 from agent.notify.escalate import Escalations
+from agent.notify.inhibit import Sources
 from agent.notify.message import AlertSnapshot, Message
 from agent.notify.mute import Muting
 from agent.notify.route import Route, RouteTree
@@ -42,6 +43,15 @@ class FlushContext:
     alerts: dict[str, TrackedAlert]
     silences: list[Silence]
     acked: set[tuple[str, int]]
+    #: ``alerts``' inhibiting sources; None until asked for, or after a change to them
+    sources: Sources | None = field(default=None, repr=False)
+
+    def renew(self, alert: TrackedAlert) -> None:
+        """Take an alert as re-read; the sources are indexed again if it could change them."""
+        old = self.alerts.get(alert.fingerprint)
+        self.alerts[alert.fingerprint] = alert
+        if old is None or (old.state, old.labels) != (alert.state, alert.labels):
+            self.sources = None
 
 
 class Dispatcher:
@@ -123,8 +133,9 @@ class Dispatcher:
     def suppression(self, alert: TrackedAlert, context: FlushContext) -> str | None:
         """Why an active alert is kept off the channels right now, or None."""
         now = datetime.fromtimestamp(context.now, UTC)
-        alerts = context.alerts.values()
-        return self.muting.reason(alert, alerts=alerts, silences=context.silences, now=now)
+        if context.sources is None:
+            context.sources = self.muting.inhibitor.sources(context.alerts.values())
+        return self.muting.reason(alert, alerts=context.sources, silences=context.silences, now=now)
 
     def context(self, conn: sqlite3.Connection, now: float) -> FlushContext:
         alerts = {alert.fingerprint: alert for alert in storage.alerts(conn)}
@@ -168,7 +179,7 @@ class Dispatcher:
         # Re-read members inside this transaction: a submit may have landed since the
         # tick loaded its context.
         for fresh in storage.alerts(conn, fingerprints):
-            context.alerts[fresh.fingerprint] = fresh
+            context.renew(fresh)
         members = [context.alerts[fp] for fp in fingerprints if fp in context.alerts]
         for member in members:
             member.suppressed = self.suppression(member, context)

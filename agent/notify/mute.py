@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from agent.notify.inhibit import Inhibitor
+from agent.notify.inhibit import Inhibitor, Sources
 from agent.notify.silence import MaintenanceWindow, Silence
 from agent.notify.state import TrackedAlert
 
@@ -26,11 +26,12 @@ class Muting:
         self,
         alert: TrackedAlert,
         *,
-        alerts: Iterable[TrackedAlert],
+        alerts: Iterable[TrackedAlert] | Sources,
         silences: Iterable[Silence],
         now: datetime,
     ) -> str | None:
-        """``silence:ID``, ``maintenance:NAME``, ``inhibited:FINGERPRINT`` or None."""
+        """``silence:ID``, ``maintenance:NAME``, ``inhibited:FINGERPRINT`` or None.
+        ``alerts``: every alert, or their ``Inhibitor.sources`` (for many calls)."""
         if not alert.active:
             return None
         for silence in silences:

@@ -13,7 +13,6 @@ import sys
 import threading
 from typing import Any
 
-import httpx
 import structlog
 from apprise.decorators import notify
 
@@ -90,6 +89,8 @@ def pagerduty_events_notify(
         timeout = float(qsd.get("timeout", "10"))
     except ValueError:
         timeout = 10.0
+    import httpx  # (here: ``check`` loads this module to register the scheme, and sends nothing)
+
     try:
         response = httpx.post(url, json=event, timeout=timeout)
     except httpx.HTTPError as error:

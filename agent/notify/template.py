@@ -14,8 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from agent.durations import format_duration
 from agent.notify import alertmanager
@@ -80,16 +78,9 @@ class Renderer:
         self._default_link = default_link
         self.links = links or Links()
         self._zone = ZoneInfo(timezone)
-        options: dict[str, Any] = {"trim_blocks": True, "lstrip_blocks": True}
-        self._text_env = SandboxedEnvironment(autoescape=False, **options)
-        self._html_env = SandboxedEnvironment(autoescape=True, **options)
-        # Overrides are strict: a typo errors (and falls back) rather than rendering blanks.
-        self._strict_text = SandboxedEnvironment(
-            autoescape=False, undefined=StrictUndefined, **options
-        )
-        self._strict_html = SandboxedEnvironment(
-            autoescape=True, undefined=StrictUndefined, **options
-        )
+        #: (html, strict) → its sandboxed environment, made at the first rendering (Jinja2
+        #: takes a tenth of a second to import: not on the daemon's way to ready)
+        self._environments: dict[tuple[bool, bool], Any] = {}
         self._cache: dict[tuple[bool, bool, str], Any] = {}
 
     # -- context ------------------------------------------------------------------
@@ -196,6 +187,8 @@ class Renderer:
     def _render(
         self, key: str, context: dict[str, Any], overrides: TemplateOverrides | None, where: str
     ) -> str:
+        from jinja2 import TemplateError
+
         html = key == "html"
         source = getattr(overrides, key, None) if overrides else None
         if source:
@@ -218,13 +211,26 @@ class Renderer:
         cache_key = (html, strict, source)
         template = self._cache.get(cache_key)
         if template is None:
-            if strict:
-                env = self._strict_html if html else self._strict_text
-            else:
-                env = self._html_env if html else self._text_env
-            template = env.from_string(source)
+            template = self._environment(html, strict).from_string(source)
             self._cache[cache_key] = template
         return template
+
+    def _environment(self, html: bool, strict: bool) -> Any:
+        environment = self._environments.get((html, strict))
+        if environment is None:
+            from jinja2 import StrictUndefined, Undefined
+            from jinja2.sandbox import SandboxedEnvironment
+
+            environment = SandboxedEnvironment(
+                autoescape=html,
+                # overrides are strict: a typo errors (and falls back) rather than rendering
+                # blanks
+                undefined=StrictUndefined if strict else Undefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            self._environments[(html, strict)] = environment
+        return environment
 
     def render(
         self,

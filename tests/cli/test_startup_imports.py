@@ -1,4 +1,5 @@
-"""``stackwatch --help`` (and a sub-command's) loads no heavy library.
+"""``stackwatch --help`` (and a sub-command's) loads no heavy library; ``check`` only those
+it judges with.
 
 Each case runs in a fresh interpreter and reports which top-level packages it loaded:
 the sending, templating, scheduling, metrics and HTTP libraries belong to the
@@ -19,7 +20,7 @@ _PROBE = """
 import json, sys
 from agent.cli import main
 try:
-    main(sys.argv[1:])
+    code = main(sys.argv[1:])
 except SystemExit as done:
     code = done.code
 print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
@@ -60,3 +61,14 @@ def test_help_loads_no_heavy_library(argv: tuple[str, ...]) -> None:
     code, modules = _loaded(*argv)
     assert code == 0
     assert modules & HEAVY == set()
+
+
+def test_check_loads_neither_the_engine_nor_the_http_clients(tmp_path) -> None:
+    from bench.rulemix import write_setup
+
+    config = write_setup(tmp_path, 20, 2)
+    code, modules = _loaded("check", "--config", str(config))
+    assert code == 0
+    # Apprise judges the channels' URLs (Jinja2 would judge the rules' own templates: these
+    # keep the default); fetching is not checking: no HTTP client, scheduler or metrics
+    assert modules & HEAVY == {"apprise", "pydantic"}

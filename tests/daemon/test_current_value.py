@@ -39,7 +39,9 @@ def test_api_and_notify_follow_the_value_of_a_firing_alert(tmp_path: Path):
         engine = daemon.pipeline.engine
         seen = []
         for _minute in range(3):
-            for group in group_rules(list(engine.rules.values()), engine.default_interval, NOW):
+            for group in group_rules(
+                list(engine.rules.values()), engine.default_interval, engine.query_keys
+            ):
                 daemon.run_group(group)
             api = ApiServer(daemon, "127.0.0.1", 0, "test-token").start()
             try:

@@ -99,7 +99,9 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with daemon_on_simulator(tmp_path_factory.mktemp("exporter"), RULES, NOW) as daemon:
         engine = daemon.pipeline.engine
-        for group in group_rules(list(engine.rules.values()), engine.default_interval, NOW):
+        for group in group_rules(
+            list(engine.rules.values()), engine.default_interval, engine.query_keys
+        ):
             daemon.run_group(group)
         daemon.beat()
         api = ApiServer(daemon, "127.0.0.1", 0, "test-token").start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 import urllib.error
@@ -17,7 +18,7 @@ from agent.collect.models import Sample
 from agent.config import load_settings
 from agent.daemon import persistence
 from agent.daemon import service as service_module
-from agent.daemon.grouping import group_rules
+from agent.daemon.grouping import first_run_delays, group_rules
 from agent.daemon.http_api import ApiServer
 from agent.daemon.operations import NotFound
 from agent.daemon.service import Daemon
@@ -27,6 +28,7 @@ from agent.evaluate.alerts import AlertState, Transition
 from agent.evaluate.anomaly import AnomalyTracker
 from agent.evaluate.engine import SOURCE_DOWN, Engine, Instance
 from agent.evaluate.loader import load_rules
+from agent.evaluate.planner import query_keys
 from agent.evaluate.rules import Rule, resolve_stacks
 from agent.evaluate.state import InstanceState
 from agent.notify import Notifier, NotifyConfig, Silence
@@ -256,7 +258,7 @@ def test_source_judgements_committed_in_reverse_order_leave_notify_on_the_latest
 
 
 def test_groups_share_queries_and_split_by_api_and_interval() -> None:
-    groups = group_rules(shipped_rules(), timedelta(minutes=1), NOW)
+    groups = group_rules(shipped_rules(), timedelta(minutes=1))
     of = {name: group for group in groups for name in group.rules}
     # CDN and CMA status-code rules read one merged query per stack: evaluated together
     assert of["cdn-5xx-share"] is of["cma-5xx-share"]
@@ -268,6 +270,20 @@ def test_groups_share_queries_and_split_by_api_and_interval() -> None:
     # another interval is another job even on the same data
     assert of["cdn-traffic-anomaly"] is not of["cdn-5xx-share"]
     assert len({g.job_id for g in groups}) == len(groups)
+
+
+def test_first_runs_are_staggered_largest_group_first_by_the_submissions_ahead() -> None:
+    rules = shipped_rules()
+    keys = {rule.name: query_keys(rule) for rule in rules}
+    groups = group_rules(rules, timedelta(minutes=1), keys)
+    assert groups == group_rules(rules, timedelta(minutes=1))  # the engine's keys or its own
+    delays = first_run_delays(groups, keys, rate=4.0)
+    order = sorted(groups, key=lambda g: delays[g.job_id])
+    assert len(order[0].rules) == max(len(g.rules) for g in groups)
+    assert delays[order[0].job_id] == 0.0
+    for before, after in itertools.pairwise(order):
+        queries = len({key for name in before.rules for key in keys[name]})
+        assert delays[after.job_id] == delays[before.job_id] + queries / 4.0
 
 
 # -- reload -----------------------------------------------------------------------------

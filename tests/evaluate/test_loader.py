@@ -127,3 +127,12 @@ def test_check_flags_routes_that_the_notify_config_does_not_have(tmp_path, capsy
     expected = "rule[r].routes: no route named 'nowhere' in [notify.route]"
     assert f"{rules / 'r.toml'}:1: {expected}" in err
     assert "'critical'" not in err
+
+
+def test_the_default_templates_are_valid_jinja() -> None:
+    # rules that keep them are not checked one by one (see Rule._coherent)
+    from agent.evaluate.annotate import check_template
+    from agent.evaluate.rules import Rule
+
+    for name in ("summary", "description"):
+        assert check_template(Rule.model_fields[name].default) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from agent.notify.config import InhibitRuleConfig, MaintenanceWindowConfig
+from agent.notify.dispatch import FlushContext
 from agent.notify.inhibit import Inhibitor, InhibitRule
 from agent.notify.mute import Muting
 from agent.notify.silence import MaintenanceWindow, Silence
@@ -235,3 +236,39 @@ def test_muting_alone_reports_the_first_reason_and_never_mutes_a_resolution():
     )
     resolved = _tracked("f1", "Slow", "warning", state="resolved")
     assert in_window.reason(resolved, alerts=everyone, silences=[silence], now=START) is None
+
+
+def test_inhibition_sources_are_indexed_once_and_renewed_when_an_alert_changes():
+    rule = InhibitRuleConfig(
+        source_matchers=["severity=critical"], target_matchers=["severity=warning"], equal=["stack"]
+    )
+    inhibitor = Inhibitor([InhibitRule.from_config(rule)])
+
+    def alert(fingerprint, severity, stack, state="firing"):
+        labels = {"alertname": fingerprint, "severity": severity, "stack": stack}
+        return TrackedAlert(fingerprint, fingerprint, labels, {}, state, episode=1)
+
+    everyone = [
+        alert("w-eu", "warning", "eu"),
+        alert("w-us", "warning", "us"),
+        alert("c-eu-pending", "critical", "eu", state="pending"),  # not firing: mutes nobody
+        alert("c-eu", "critical", "eu"),
+        alert("c-eu-2", "critical", "eu"),
+    ]
+    sources = inhibitor.sources(everyone)
+    # the first firing source of the stack is named, as a scan of every alert names it
+    assert inhibitor.inhibited_by(everyone[0], sources) == "inhibited:c-eu"
+    assert inhibitor.inhibited_by(everyone[0], everyone) == "inhibited:c-eu"
+    assert inhibitor.inhibited_by(everyone[1], sources) is None  # no critical in "us"
+    assert inhibitor.inhibited_by(everyone[3], sources) is None  # sources are not targets
+
+    context = FlushContext(
+        now=0.0, alerts={a.fingerprint: a for a in everyone}, silences=[], acked=set()
+    )
+    context.sources = sources
+    context.renew(alert("w-us", "warning", "us"))  # re-read unchanged: the index stands
+    assert context.sources is sources
+    context.renew(alert("c-us", "critical", "us"))  # a new firing source: indexed again
+    assert context.sources is None
+    renewed = inhibitor.sources(context.alerts.values())
+    assert inhibitor.inhibited_by(context.alerts["w-us"], renewed) == "inhibited:c-us"

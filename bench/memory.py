@@ -1,137 +1,178 @@
-"""Child process of ``bench.scale``: the daemon's peak RSS with 7 days of minute history.
+"""Child process of ``bench.scale``: the whole daemon's RSS with 7 days of minute history.
 
     python -m bench.memory RULES STACKS
 
-Imports the whole daemon, loads the rule mix plus one week-over-week rule per stack (so
-the rules look back 7 days), and runs three cycles a minute apart on a synthetic source
-that answers every query with minute rows over its whole date range, as the Analytics
-API would (leaving out rows the caller holds, as the live source does). Prints the
-RSS after the third cycle, the peak RSS (the cold first cycle holds a week of rows at
-once) and the number of alert instances.
+Runs a real ``Daemon`` in this process, as ``stackwatch run`` builds it: its SQLite
+store, scheduler, HTTP API and web pages, the notifier with its channel (Apprise and its
+plugins, loaded by the daemon's own channel loader) and the remediator. The rule mix
+plus one week-over-week rule per stack (so the rules look back 7 days). Its Analytics
+client talks to a synthetic Analytics API through an httpx transport in this process,
+which answers every job with minute rows over the query's whole date range, as the API
+would (JSON bodies, parsed by the client like any others). The cold first cycle is the
+scheduler's (every group at once, as at start-up); then the scheduler is paused and two
+more cycles a minute apart run the due groups and a notifier beat each, with the HTTP
+endpoints a scraper and a visitor use read in between.
+
+Prints the RSS after the third cycle, the peak RSS (the cold first cycle reads a week
+of rows) and the number of alert instances.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
+import json
 import os
 import resource
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+import time
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import agent.daemon.service  # noqa: F401  (the whole daemon's imports count)
-from agent.collect.models import AnalyticsQuery, Metric, Sample
-from agent.evaluate.engine import Engine
-from agent.evaluate.planner import DataRequest
-from agent.evaluate.rules import Rule
-from agent.evaluate.sources import AnswerHook
-from agent.wiring import load_config, load_rule_set
+import httpx
+
+from agent.clock import ManualClock
+from agent.collect.analytics import AnalyticsClient
+from agent.collect.http import HttpClient
+from agent.collect.ratelimit import RateLimiter
+from agent.config import load_settings
+from agent.daemon.grouping import group_rules
+from agent.daemon.service import Daemon
+from agent.evaluate.sources import LiveSource
+from agent.logs import configure_logging
 from bench.rulemix import write_setup
 from bench.simproc import stack_key
 
-STATUSES = {"200": 800.0, "304": 100.0, "404": 50.0, "500": 6.0, "503": 2.0}
-CACHE = {"HIT": 900.0, "MISS": 100.0}
+STATUSES = {"200": 800, "304": 100, "404": 50, "500": 6, "503": 2}
+CACHE = {"HIT": 900, "MISS": 100}
 
 
-class SyntheticSource:
-    """Minute (or hour) rows for every day of a query, ending at ``now``."""
+class SyntheticAnalytics:
+    """The Analytics API's two endpoints (submit a job, retrieve its data) as an httpx
+    transport handler: every job is done at once, its rows end at the clock's now."""
 
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self._jobs: dict[str, tuple[str, dict[str, str]]] = {}
+        self._ids = itertools.count()
 
-    def fetch_many(
-        self,
-        requests: Sequence[DataRequest],
-        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
-        on_answer: AnswerHook | None = None,
-    ) -> dict[DataRequest, list[Sample] | Exception]:
-        """Like the live source: rows already held are not even built, and each answer
-        is handed over as soon as it is complete."""
-        held = newer_than or {}
-        answers: dict[DataRequest, list[Sample] | Exception] = {}
-        for request in requests:
-            assert isinstance(request, AnalyticsQuery)
-            rows = self.rows(request, held.get(request))
-            answers[request] = on_answer(request, rows) if on_answer else rows
-        return answers
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.startswith("/analytics/v2/job/"):
+            metric, params = self._jobs.pop(path.split("/")[4])
+            body = self.rows(metric, params)
+            return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+        job_id = f"job-{next(self._ids)}"
+        self._jobs[job_id] = (path.rsplit("/", 1)[1], dict(request.url.params))
+        return httpx.Response(200, json={"jobId": job_id, "paginated": False})
 
-    def fetch(self, request: DataRequest) -> list[Sample]:
-        assert isinstance(request, AnalyticsQuery)
-        return self.rows(request, None)
-
-    def rows(self, request: AnalyticsQuery, since: datetime | None) -> list[Sample]:
-        step = timedelta(hours=1) if request.duration == "hour" else timedelta(minutes=1)
-        at = datetime.combine(request.start, time(), UTC)
-        while since is not None and at < since:
-            at += step
-        end = min(self.now, datetime.combine(request.end, time(), UTC) + timedelta(days=1))
-        stack = request.api_key or ""
-        rows: list[Sample] = []
-        metric = request.metric.value
+    def rows(self, metric: str, params: dict[str, str]) -> bytes:
+        """The JSON body of one job, written as text (as it would arrive off the wire)."""
+        step = timedelta(hours=1) if params.get("duration") == "hour" else timedelta(minutes=1)
+        at = datetime.combine(date.fromisoformat(params["from"]), datetime.min.time(), UTC)
+        last_day = date.fromisoformat(params["to"]) + timedelta(days=1)
+        end = min(self.clock.now(), datetime.combine(last_day, datetime.min.time(), UTC))
+        services = json.loads(params.get("services", "[]"))
+        parts: list[str] = []
         while at < end:
             wobble = 1.0 + (at.minute % 7) / 10
-            if request.metric is Metric.USAGE:
-                rows.append(
-                    Sample(metric, at, {"stack": stack}, {"total_cdn_count": 60_000 * wobble})
+            stamp = at.strftime("%Y-%m-%dT%H:%M:00.000Z")
+            if metric == "usage":
+                count = int(60_000 * wobble)
+                parts.append(
+                    f'{{"total_cdn_count":{count},"total_api_count":{count // 10},'
+                    f'"total_cdn_bandwidth":{count * 900},"total_api_bandwidth":{count * 90},'
+                    f'"date":"{stamp}"}}'
                 )
-            for service in request.services:
-                table = CACHE if request.metric is Metric.CACHE else STATUSES
-                label = "cache" if request.metric is Metric.CACHE else "status"
+            table = CACHE if metric == "hit-miss-ratio" else STATUSES
+            for service in services if metric != "usage" else ():
                 for value, count in table.items():
-                    rows.append(
-                        Sample(
-                            metric,
-                            at,
-                            {"service": service, label: value, "stack": stack},
-                            {"count": count * wobble},
-                        )
+                    parts.append(
+                        f'{{"count":{int(count * wobble)},"type":"{service}",'
+                        f'"status":"{value}","date":"{stamp}"}}'
                     )
             at += step
-        return rows
+        return ('{"data":[' + ",".join(parts) + "]}").encode()
 
 
-def weekly_rules(stacks: int) -> list[Rule]:
-    return [
-        Rule.model_validate(
-            {
-                "name": f"week-over-week-{index}",
-                "query": {
-                    "metric": "status_codes",
-                    "services": ["cdn"],
-                    "stacks": [stack_key(index)],
-                    "window": "1h",
-                },
-                "value": {"function": "count"},
-                "condition": {
-                    "type": "change",
-                    "reference": "7d",
-                    "mode": "percent",
-                    "op": ">",
-                    "value": 50,
-                },
-            }
-        )
+def weekly_rules(stacks: int) -> str:
+    return "\n".join(
+        f"""[[rule]]
+name = "week-over-week-{index}"
+[rule.query]
+metric = "status_codes"
+services = ["cdn"]
+stacks = ["{stack_key(index)}"]
+window = "1h"
+[rule.value]
+function = "count"
+[rule.condition]
+type = "change"
+reference = "7d"
+mode = "percent"
+op = ">"
+value = 50
+"""
         for index in range(stacks)
-    ]
+    )
+
+
+def build_daemon(folder: Path, rules: int, stacks: int, clock: ManualClock) -> Daemon:
+    """The daemon of the bench's setup, its Analytics API the synthetic one."""
+    config = write_setup(folder, rules, stacks)
+    (folder / "rules" / "weekly.toml").write_text(weekly_rules(stacks))
+    config.write_text(config.read_text().replace("[agent]\n", "[agent]\nhttp_port = 0\n"))
+    settings = load_settings(config)
+    configure_logging(settings.agent.log_level)  # as ``stackwatch run`` does: to stderr
+    daemon = Daemon(settings, config, clock=clock)
+    http = HttpClient(
+        settings.contentstack,
+        clock,
+        transport=httpx.MockTransport(SyntheticAnalytics(clock).handle),
+        limiter=RateLimiter(1_000_000, clock),
+    )
+    clients = daemon.pipeline.clients
+    daemon.pipeline.engine.source = LiveSource(AnalyticsClient(http, clock), clients.automations)
+    return daemon
+
+
+def visit(url: str) -> None:
+    """What a scraper and an operator ask of a running daemon."""
+    for path in ("/readyz", "/metrics", "/api/v1/alerts", "/"):
+        with urllib.request.urlopen(url + path, timeout=60) as answer:
+            answer.read()
 
 
 def main() -> None:
     rules_count, stacks = int(sys.argv[1]), int(sys.argv[2])
+    start = datetime.now(UTC).replace(second=5, microsecond=0)
+    clock = ManualClock(start)
     with tempfile.TemporaryDirectory() as folder:
-        config = write_setup(Path(folder), rules_count, stacks)
-        rules = load_rule_set(load_config(config, explicit=True)) + weekly_rules(stacks)
-    source = SyntheticSource()
-    engine = Engine(rules, source, watch_source=False)
-    start = source.now.replace(second=0, microsecond=0)
-    for minute in range(3):
-        source.now = start + timedelta(minutes=minute, seconds=5)
-        engine.evaluate(source.now)
-    gc.collect()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    steady = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    print(f"{steady} {peak} {len(engine.all_instances())}")
+        daemon = build_daemon(Path(folder), rules_count, stacks, clock)
+        engine = daemon.pipeline.engine
+        daemon.start()  # the scheduler runs every group now: the cold first cycle
+        while len(engine.next_due) < len(engine.rules) or not daemon.notifier.channels.loaded:
+            time.sleep(0.2)
+        daemon.scheduler.pause()
+        daemon.scheduler.wait_idle(60)
+        assert daemon.api is not None
+        visit(daemon.api.url)
+        groups = group_rules(list(engine.rules.values()), engine.default_interval, clock.now())
+        for _ in range(2):
+            clock.advance(timedelta(minutes=1))
+            due = {rule.name for rule in engine.due(clock.now())}
+            for group in groups:
+                if due.intersection(group.rules):
+                    daemon.run_group(group)
+            daemon.beat()
+            visit(daemon.api.url)
+        gc.collect()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        steady = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        print(f"{steady} {peak} {len(engine.all_instances())}")
+        daemon.stop()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The garbage collector in a long-running daemon.
+"""The heap of a long-running daemon: the garbage collector, and the C allocator's reuse.
 
 What is alive once the daemon has started (modules, the rules, the pipeline, the
 restored alert state) lives as long as the process, yet every full collection walks
@@ -8,11 +8,27 @@ objects that die later are still freed as usual. After a reload, the old pipelin
 objects may have become cyclic garbage, so they are given back to the collector first.
 While that heap is being built (start-up, ``check``), the collector is held off
 altogether: each of its full passes there walks everything built so far again.
+
+Large buffers (an answer's body, its rows' arrays) come and go every cycle between the
+columns, which stay. glibc's allocator serves a buffer from its heap once a buffer of
+that size has been freed (its mmap threshold follows the largest one freed), and a
+heap with one live column above a freed buffer cannot give the buffer back: measured
+at 1,000 rules × 20 stacks, 90 MB of the daemon's RSS was such free heap. ``limit_
+fragmentation`` fixes the threshold (buffers over 128 KiB are mapped on their own and
+unmapped when freed) and keeps to two heaps for the daemon's dozen threads.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+
+#: glibc's ``mallopt`` parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 128 * 1024
+ARENA_MAX = 2
 
 
 def hold() -> None:
@@ -26,3 +42,17 @@ def settle() -> None:
     gc.collect()
     gc.freeze()
     gc.enable()
+
+
+def limit_fragmentation() -> bool:
+    """Tune glibc's allocator as above; False where it is not glibc's (nothing to tune)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # (each call answers 1 when the parameter was taken)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) & mallopt(_M_ARENA_MAX, ARENA_MAX))

@@ -51,6 +51,7 @@ class Daemon:
         config_required: bool = True,
         clock: Clock | None = None,
     ) -> None:
+        heap.limit_fragmentation()  # before the first answer's buffers
         self.config_path = config_path
         self.config_required = config_required
         agent = settings.agent

@@ -14,6 +14,7 @@ from typing import cast
 
 import structlog
 
+from agent.collect.block import SampleBlock, samples_of
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.conditions import (
@@ -186,17 +187,22 @@ class Engine:
             held = self._held_until(fetched.values())
         columns: dict[DataRequest, QueryHistory] = {}
 
-        def keep(sent: DataRequest, answer: list[Sample] | Exception) -> list[Sample] | Exception:
+        def keep(
+            sent: DataRequest, answer: Sequence[Sample] | Exception
+        ) -> list[Sample] | Exception:
             """Rows go into the columns as each query completes; only what the row path
             needs stays (the first rows, so an empty answer still shows as empty)."""
-            if isinstance(answer, Exception) or not isinstance(sent, AnalyticsQuery):
+            if isinstance(answer, Exception):
                 return answer
+            if not isinstance(sent, AnalyticsQuery):
+                return samples_of(answer)
+            block = SampleBlock.of(answer, sent.metric.value)
             with self.history_lock:
-                history = self._store(sent, answer, now)
+                history = self._store(sent, block, now)
             if history is None:
-                return answer
+                return samples_of(answer)
             columns[sent] = history
-            return answer[:1]
+            return block[:1]
 
         answers = fetch_all(self.source, list(dict.fromkeys(fetched.values())), held, keep)
         results = {request: answers[fetched[request]] for request in the_plan.requests}
@@ -274,13 +280,11 @@ class Engine:
                 held[request] = datetime.fromtimestamp(history.times[-1], UTC)
         return held
 
-    def _store(
-        self, sent: AnalyticsQuery, rows: list[Sample], now: datetime
-    ) -> QueryHistory | None:
+    def _store(self, sent: AnalyticsQuery, rows: SampleBlock, now: datetime) -> QueryHistory | None:
         """Merge one Analytics answer into its columns; rows without a date (top URLs)
         are not series and stay on the row path (None)."""
         key = merge_key(sent)
-        if any(row.at is None for row in rows):
+        if rows.undated:
             self.history.pop(key, None)
             return None
         history = self.history.get(key)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from agent.collect.block import SampleBlock
 from agent.collect.models import Sample
 from agent.evaluate.rules import Filter
 from agent.evaluate.values import InstanceKey, labels_match
@@ -56,8 +57,9 @@ class QueryHistory:
     # -- writing ----------------------------------------------------------------------------
 
     def merge(self, rows: Sequence[Sample], start: date, end: date, now: datetime) -> None:
-        """Take a fetch of the days ``start..end`` made at ``now``."""
-        dated = [row for row in rows if row.at is not None]
+        """Take a fetch of the days ``start..end`` made at ``now`` (rows without a date
+        are not series: they are left out)."""
+        block = SampleBlock.of(rows)
         if self.covered_from is None or start < self.covered_from:
             self._clear()
             self.covered_from = start
@@ -65,21 +67,43 @@ class QueryHistory:
         else:
             # the last bucket held may have been in progress: it is replaced
             keep_from = self.times[-1] if self.times else float("-inf")
-        buckets: dict[float, list[Sample]] = defaultdict(list)
-        for row in dated:
-            assert row.at is not None
-            stamp = row.at.timestamp()
-            if stamp >= keep_from:
-                buckets[stamp].append(row)
-        if buckets and keep_from != float("-inf"):
-            self._truncate(bisect.bisect_left(self.times, min(buckets)))
-        for stamp in sorted(buckets):
-            self._append(stamp, buckets[stamp])
+        order = _in_time_order(block, keep_from)
+        if order and keep_from != float("-inf"):
+            self._truncate(bisect.bisect_left(self.times, block.stamps[order[0]]))
+        self._take(block, order)
         self._spans = {}
         today = now.astimezone(UTC).date()
         final = min(end, today - timedelta(days=1))
         if final >= start and (self.final_through is None or final > self.final_through):
             self.final_through = final
+
+    def _take(self, block: SampleBlock, order: Sequence[int]) -> None:
+        """Append the rows ``order`` names (in time order), one bucket at a time."""
+        stamps, labels_of, fields = block.stamps, block.labels_of, block.fields
+        starts, value_fields, values = block.value_starts, block.value_fields, block.values
+        series_of: dict[int, Series] = {}
+        counted: dict[int, tuple[Series, dict[str, float]]] = {}
+        current: float | None = None
+        for index in order:
+            stamp = stamps[index]
+            if stamp != current:
+                if current is not None:
+                    self._append(current, counted)
+                current, counted = stamp, {}
+            label = labels_of[index]
+            series = series_of.get(label)
+            if series is None:
+                series = series_of[label] = self._series(block.label_sets[label])
+            entry = counted.get(label)
+            if entry is None:
+                entry = counted[label] = (series, {})
+            sums = entry[1]
+            for at in range(starts[index], starts[index + 1]):
+                name = fields[value_fields[at]]
+                sums[name] = sums.get(name, 0.0) + values[at]
+            sums[""] = sums.get("", 0.0) + 1  # the row count
+        if current is not None:
+            self._append(current, counted)
 
     def _clear(self) -> None:
         self.times = array("d")
@@ -100,19 +124,13 @@ class QueryHistory:
             self.layout += 1
         return found
 
-    def _append(self, stamp: float, rows: list[Sample]) -> None:
-        counted: dict[int, tuple[Series, dict[str, float]]] = {}
-        for row in rows:
-            series = self._series(row.labels)
-            _, values = counted.setdefault(id(series), (series, {}))
-            for name, value in row.values.items():
-                values[name] = values.get(name, 0.0) + value
-            values[""] = values.get("", 0.0) + 1  # the row count
+    def _append(self, stamp: float, counted: dict[int, tuple[Series, dict[str, float]]]) -> None:
+        """A bucket: per series that has rows in it, its sums and row count (``""``)."""
+        found = {id(series): values for series, values in counted.values()}
         size = len(self.times)
         self.times.append(stamp)
         for series in self.series:
-            entry = counted.get(id(series))
-            values = entry[1] if entry else {}
+            values = found.get(id(series), {})
             series.present.append(series.present[-1] + int(values.get("", 0)))
             for name in values.keys() - series.sums.keys() - {""}:
                 series.sums[name] = array("d", [0.0] * (size + 1))
@@ -176,6 +194,17 @@ class QueryHistory:
                 )
             self._splits[key] = found = dict(found)
         return found
+
+
+def _in_time_order(block: SampleBlock, keep_from: float) -> Sequence[int]:
+    """The block's rows dated at or after ``keep_from``, in time order (rows of one bucket
+    in the order they came)."""
+    stamps = block.stamps
+    if block.ordered and not block.undated:
+        return range(bisect.bisect_left(stamps, keep_from), len(stamps))
+    # (a row without a date is NaN, which no comparison admits)
+    kept = [index for index in range(len(stamps)) if stamps[index] >= keep_from]
+    return sorted(kept, key=stamps.__getitem__)
 
 
 #: one query's series a filter selects for a field: the history (its time axis) and, per

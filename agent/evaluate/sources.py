@@ -135,8 +135,9 @@ class BatchSource(Protocol):
     ) -> dict[DataRequest, list[Sample] | Exception]: ...
 
 
-#: receives each request's answer once complete; returns what of it to keep
-AnswerHook = Callable[[DataRequest, list[Sample] | Exception], list[Sample] | Exception]
+#: receives each request's answer once complete (an Analytics answer from the live source
+#: is a ``SampleBlock``: its rows are built on demand); returns what of it to keep
+AnswerHook = Callable[[DataRequest, Sequence[Sample] | Exception], list[Sample] | Exception]
 
 
 def fetch_or_error(source: DataSource, request: DataRequest) -> list[Sample] | Exception:

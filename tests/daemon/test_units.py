@@ -532,3 +532,11 @@ def test_systemd_notify_and_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert systemd.watchdog_interval() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
     assert systemd.watchdog_interval() is None
+
+
+def test_the_allocator_is_tuned_where_it_is_glibcs() -> None:
+    import platform
+
+    from agent.daemon import heap
+
+    assert heap.limit_fragmentation() is (platform.libc_ver()[0] == "glibc")

@@ -18,8 +18,10 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.clock import Clock
-from agent.collect.analytics.jobs import DataAnswer, Job, JobPoller
-from agent.collect.analytics.rows import assemble
+from agent.collect.analytics.jobs import Job, JobPoller, Page
+from agent.collect.analytics.pages import read_page
+from agent.collect.analytics.rows import RowReader, assemble
+from agent.collect.block import samples_of
 from agent.collect.errors import ContentstackError, JobFailed, MalformedResponse, ServerError
 from agent.collect.http import HttpClient
 from agent.collect.models import PAGINATED_METRICS, AnalyticsQuery, Metric, Sample
@@ -29,8 +31,9 @@ log = structlog.get_logger("agent.collect.analytics")
 #: longest range (inclusive days) one job may cover; longer ranges fail with "Job Failed".
 MAX_RANGE_DAYS = 90
 
-#: receives one query's answer once complete; returns what of it to keep in the results
-AnswerHook = Callable[[AnalyticsQuery, "list[Sample] | Exception"], "list[Sample] | Exception"]
+#: receives one query's answer once complete (a ``SampleBlock``: rows built on demand);
+#: returns what of it to keep in the results
+AnswerHook = Callable[[AnalyticsQuery, "Sequence[Sample] | Exception"], "list[Sample] | Exception"]
 
 
 # -- payloads at the edge -----------------------------------------------------------------------
@@ -93,26 +96,27 @@ class AnalyticsClient:
         held = newer_than or {}
         results: dict[AnalyticsQuery, list[Sample] | Exception] = {}
 
-        def finish(query: AnalyticsQuery, answer: list[Sample] | Exception) -> None:
-            results[query] = answer
+        def finish(query: AnalyticsQuery, answer: Sequence[Sample] | Exception) -> None:
             if on_answer is not None:
                 results[query] = on_answer(query, answer)
+            else:
+                results[query] = answer if isinstance(answer, Exception) else samples_of(answer)
 
         chunks: dict[AnalyticsQuery, list[Job | Exception]] = {}
         for query in dict.fromkeys(queries):
             chunks[query] = []
             for start, end in split_range(query.start, query.end):
                 try:
-                    chunks[query].append(self._submit(query, start, end))
+                    chunks[query].append(self._submit(query, start, end, held.get(query)))
                 except Exception as error:  # reported per query; the batch goes on
                     chunks[query].append(error)
                     break
         # a query's rows are parsed (and handed over) once its last job is read, so a
         # batch never holds every raw answer at once
         waiting = {query: sum(isinstance(j, Job) for j in jobs) for query, jobs in chunks.items()}
-        read: dict[Job, list[Any] | Exception] = {}
+        read: dict[Job, Sequence[Any] | Exception] = {}
 
-        def job_done(job: Job, answer: list[Any] | Exception) -> None:
+        def job_done(job: Job, answer: Sequence[Any] | Exception) -> None:
             read[job] = answer
             waiting[job.query] -= 1
             if waiting[job.query] == 0:
@@ -132,7 +136,9 @@ class AnalyticsClient:
 
     # jobs ---------------------------------------------------------------------------------
 
-    def _submit(self, query: AnalyticsQuery, start: date, end: date) -> Job:
+    def _submit(
+        self, query: AnalyticsQuery, start: date, end: date, newer_than: datetime | None
+    ) -> Job:
         path = f"/analytics/v2/{query.metric.value}"
         body = self.http.get_json(
             "GET",
@@ -149,7 +155,7 @@ class AnalyticsClient:
         if paginated is None:
             # no (readable) flag: trust the documentation's list of paginated endpoints
             paginated = query.metric in PAGINATED_METRICS
-        job = Job(answer.job_id, paginated, start, end, query, self.clock.monotonic())
+        job = Job(answer.job_id, paginated, start, end, query, self.clock.monotonic(), newer_than)
         log.debug(
             "analytics.job.submitted",
             metric=query.metric.value,
@@ -160,11 +166,12 @@ class AnalyticsClient:
         )
         return job
 
-    def _retrieve(self, job: Job, page: int) -> DataAnswer | None:
-        """One Retrieve Data call: the page, or None while the job is still running."""
+    def _retrieve(self, job: Job, page: int) -> Page | None:
+        """One Retrieve Data call: the page, or None while the job is still running. The
+        rows of a job without pages are parsed as they are read (see ``pages``)."""
         endpoint = job.endpoint
         try:
-            body = self.http.get_json(
+            response = self.http.request(
                 "GET",
                 self.settings.analytics_url + endpoint.removeprefix("GET "),
                 params={"orgUid": self._org, "page": str(page)},
@@ -180,22 +187,20 @@ class AnalyticsClient:
                 endpoint=endpoint,
                 error_code=error.error_code,
             ) from None
-        if not isinstance(body, dict):
-            raise MalformedResponse(
-                f"{endpoint} answered with a {type(body).__name__}, not an object",
-                status=200,
-                endpoint=endpoint,
-            )
-        if body.get("data") is None:
-            return None  # a 200 without data: still running (its exact body is undocumented)
+        raw: list[Any] = []
+        reader = None if job.paginated else RowReader(job.query, job.newer_than)
         try:
-            return DataAnswer.model_validate(body)
-        except ValidationError:
+            info = read_page(response.content, reader.take if reader else raw.append)
+        except ValueError as error:
             raise MalformedResponse(
-                f"{endpoint} answered a 'data' that is not a list of rows",
-                status=200,
+                f"{endpoint} answered HTTP {response.status_code} with a body that is not "
+                f"an object of rows: {error}",
+                status=response.status_code,
                 endpoint=endpoint,
             ) from None
+        if info is None:
+            return None  # a 200 without data: still running (its exact body is undocumented)
+        return Page(reader.finish() if reader else raw, info.total_rows())
 
     @property
     def _org(self) -> str:

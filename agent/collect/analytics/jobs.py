@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.clock import Clock
 from agent.collect.errors import JobTimeout, ResultTooLarge
 from agent.collect.models import AnalyticsQuery
-from agent.collect.parsing import parse_number
 
 log = structlog.get_logger("agent.collect.analytics")
 
@@ -34,27 +32,13 @@ POLL_THREADS = 4
 MAX_PAGES = 1000
 
 
-class DataAnswer(BaseModel):
-    """Retrieve Data answer. ``meta`` (an echo of the request) is ignored: its types vary."""
+@dataclass(frozen=True, eq=False)
+class Page:
+    """One Retrieve Data answer: its rows (raw, or parsed already as they were read) and
+    the number of rows the whole result announces, if it does."""
 
-    model_config = ConfigDict(extra="allow")
-
-    data: list[Any]
-    total_docs: Any = Field(default=None, alias="totalDocs")
-    total: Any = None
-
-    @field_validator("data", mode="before")
-    @classmethod
-    def _one_object_is_one_row(cls, value: Any) -> Any:
-        return [value] if isinstance(value, dict) else value
-
-    def total_rows(self) -> int | None:
-        for candidate in (self.total_docs, self.total):
-            try:
-                return int(parse_number(candidate))
-            except ValueError:
-                continue
-        return None
+    data: Sequence[Any]
+    total: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +50,8 @@ class Job:
     query: AnalyticsQuery
     #: ``clock.monotonic()`` when it was submitted
     submitted: float
+    #: rows dated before this are held by the caller already: they need not be parsed
+    newer_than: datetime | None = None
 
     def __str__(self) -> str:
         return f"Analytics job {self.id} ({self.query.metric.value} {self.start}..{self.end})"
@@ -76,7 +62,7 @@ class Job:
 
 
 #: retrieve(job, page): that page of the job's rows, or None while the job still runs
-Retrieve = Callable[[Job, int], DataAnswer | None]
+Retrieve = Callable[[Job, int], Page | None]
 
 
 class JobPoller:
@@ -90,7 +76,7 @@ class JobPoller:
         self,
         jobs: list[Job],
         timeout: float,
-        done: Callable[[Job, list[Any] | Exception], None],
+        done: Callable[[Job, Sequence[Any] | Exception], None],
     ) -> None:
         """Poll submitted jobs as one batch until each has its rows, failed or timed out
         (``timeout`` seconds after its submission); each outcome goes to ``done`` as soon
@@ -120,7 +106,7 @@ class JobPoller:
                     state.wait()  # another thread holds the last jobs; one may come back
                 return heapq.heappop(due) if due else None
 
-        def settle(job: Job, outcome: list[Any] | Exception) -> None:
+        def settle(job: Job, outcome: Sequence[Any] | Exception) -> None:
             nonlocal open_jobs
             with handing_over:
                 done(job, outcome)
@@ -179,12 +165,12 @@ class JobPoller:
             self.latency = max(POLL_INITIAL, self.latency * LATENCY_EASING)
 
     def _remaining_pages(
-        self, job: Job, first: DataAnswer, deadline: float, timeout: float
-    ) -> list[Any]:
-        rows = list(first.data)
+        self, job: Job, first: Page, deadline: float, timeout: float
+    ) -> Sequence[Any]:
         if not job.paginated:
-            return rows
-        total = first.total_rows()
+            return first.data
+        rows = list(first.data)
+        total = first.total
         previous = first.data
         for page in range(1, MAX_PAGES):
             if total is not None and len(rows) >= total:
@@ -207,7 +193,7 @@ class JobPoller:
             )
         return rows
 
-    def _wait_for_page(self, job: Job, page: int, deadline: float, timeout: float) -> DataAnswer:
+    def _wait_for_page(self, job: Job, page: int, deadline: float, timeout: float) -> Page:
         """Poll one further page until it has a ``data`` key, with doubling pauses."""
         interval = POLL_INITIAL
         polls = 0

@@ -1,13 +1,15 @@
-"""Analytics rows → Samples: one row at a time, bad rows skipped, split ranges merged."""
+"""Analytics rows → Samples: one row at a time into a ``SampleBlock``, bad rows skipped,
+split ranges merged."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import structlog
 
+from agent.collect.block import SampleBlock
 from agent.collect.models import AnalyticsQuery, Metric, Sample
 from agent.collect.parsing import parse_number, parse_timestamp
 
@@ -32,43 +34,64 @@ class BadRow(ValueError):
 
 def assemble(
     query: AnalyticsQuery,
-    answers: list[list[Any] | Exception],
+    answers: Sequence[Sequence[Any] | Exception],
     held: Mapping[AnalyticsQuery, datetime],
-) -> list[Sample] | Exception:
-    """One query's Samples from the raw rows of its jobs, or the first error among them."""
-    samples: list[Sample] = []
+) -> SampleBlock | Exception:
+    """One query's rows from its jobs' answers (blocks read already, or raw rows), or the
+    first error among them."""
+    blocks: list[SampleBlock] = []
     for answer in answers:
         if isinstance(answer, Exception):
             return answer
-        samples.extend(parse_rows(query, answer, held.get(query)))
-    return _merge_dateless(samples) if len(answers) > 1 else samples
+        if isinstance(answer, SampleBlock):
+            blocks.append(answer)
+        else:
+            blocks.append(parse_rows(query, answer, held.get(query)))
+    if len(blocks) == 1:
+        return blocks[0]
+    merged = _merge_dateless([sample for block in blocks for sample in block])
+    return SampleBlock.of(merged, query.metric.value)
+
+
+class RowReader:
+    """One job's rows parsed as they are read (those dated before ``newer_than`` left out);
+    bad rows are skipped and reported in one warning by ``finish``."""
+
+    def __init__(self, query: AnalyticsQuery, newer_than: datetime | None = None) -> None:
+        self.query = query
+        self.newer_than = newer_than
+        self.block = SampleBlock(query.metric.value)
+        self.problems: list[str] = []
+        self._service = query.services[0] if len(query.services) == 1 else None
+
+    def take(self, row: Any) -> None:
+        if self.newer_than is not None and _dated_before(row, self.newer_than):
+            return
+        try:
+            self.block.add(*_parts(self.query.metric, row, self.query.api_key, self._service))
+        except BadRow as problem:
+            self.problems.append(str(problem))
+
+    def finish(self) -> SampleBlock:
+        if self.problems:
+            log.warning(
+                "analytics.rows.skipped",
+                metric=self.query.metric.value,
+                skipped=len(self.problems),
+                examples=self.problems[:3],
+            )
+        return self.block
 
 
 def parse_rows(
-    query: AnalyticsQuery, rows: list[Any], newer_than: datetime | None = None
-) -> list[Sample]:
+    query: AnalyticsQuery, rows: Sequence[Any], newer_than: datetime | None = None
+) -> SampleBlock:
     """Samples from rows (those dated before ``newer_than`` left out); bad rows are
     skipped and reported in one warning."""
-    samples: list[Sample] = []
-    problems: list[str] = []
-    default_service = query.services[0] if len(query.services) == 1 else None
+    reader = RowReader(query, newer_than)
     for row in rows:
-        if newer_than is not None and _dated_before(row, newer_than):
-            continue
-        try:
-            samples.append(
-                parse_row(query.metric, row, stack=query.api_key, default_service=default_service)
-            )
-        except BadRow as problem:
-            problems.append(str(problem))
-    if problems:
-        log.warning(
-            "analytics.rows.skipped",
-            metric=query.metric.value,
-            skipped=len(problems),
-            examples=problems[:3],
-        )
-    return samples
+        reader.take(row)
+    return reader.finish()
 
 
 def parse_row(
@@ -85,6 +108,15 @@ def parse_row(
     it gets the ``service`` label when the query asked for exactly one service.
     A count that is present but not a finite number (or a boolean) makes the row bad.
     """
+    at, labels, values = _parts(metric, row, stack, default_service)
+    return Sample(metric=metric.value, at=at, labels=labels, values=values)
+
+
+_Parts = tuple[datetime | None, dict[str, str], dict[str, float]]
+
+
+def _parts(metric: Metric, row: Any, stack: str | None, default_service: str | None) -> _Parts:
+    """A row's bucket time, labels and values; raises BadRow (never anything else)."""
     try:
         return _parse_row(metric, row, stack, default_service)
     except BadRow:
@@ -93,7 +125,7 @@ def parse_row(
         raise BadRow(f"unreadable row ({type(error).__name__})") from None
 
 
-def _parse_row(metric: Metric, row: Any, stack: str | None, default_service: str | None) -> Sample:
+def _parse_row(metric: Metric, row: Any, stack: str | None, default_service: str | None) -> _Parts:
     if not isinstance(row, dict):
         raise BadRow(f"row is a {type(row).__name__}, not an object")
     at = None
@@ -133,7 +165,7 @@ def _parse_row(metric: Metric, row: Any, stack: str | None, default_service: str
                     continue
     else:
         values["count"] = _number(row, "count")
-    return Sample(metric=metric.value, at=at, labels=labels, values=values)
+    return at, labels, values
 
 
 def _dated_before(row: Any, moment: datetime) -> bool:

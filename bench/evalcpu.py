@@ -1,13 +1,17 @@
 """Evaluation CPU of cycles bringing one new minute, offline: record once, iterate in seconds.
 
     python -m bench.evalcpu [--size 1000x20] [--rows FILE] [--record] [--rounds 3] [--profile]
+                            [--daemon]
 
 The first run (or ``--record``) fetches a cycle from the simulator (as ``bench.scale``
 does) and pickles the rows and the moment to ``--rows``; later runs replay them with
 ``bench.scale.incremental_cpu`` (its figure, without the simulator), ``--rounds`` times,
 and print the median per cycle and per 10k instances. ``--profile`` runs the cycles
-under pyinstrument instead and prints its tree. ``bench.scale`` stays the figure of
-record.
+under pyinstrument instead and prints its tree. ``--daemon`` measures the daemon's whole
+cycle instead (``daemon.cycle.evaluate``: evaluate, then in one transaction hand notify
+the transitions and the firing alerts' values, save the instances and their samples,
+against a state file in a temporary folder), and evaluation alone within it. ``bench.scale``
+stays the figure of record for evaluation.
 """
 
 from __future__ import annotations
@@ -68,6 +72,47 @@ def profile(rules: list[Rule], recorded: dict[str, Any]) -> None:
     print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
+def daemon_cpu(rules: list[Rule], recorded: dict[str, Any], stacks: int) -> dict[str, float]:
+    """Median CPU seconds of the daemon's cycles a minute apart (as ``incremental_cpu``),
+    and of evaluation alone within them."""
+    from agent.clock import ManualClock
+    from agent.daemon import cycle, heap, persistence
+    from agent.store import Store
+    from agent.wiring import build_pipeline
+
+    now: datetime = recorded["now"]
+    clock = ManualClock(now - timedelta(minutes=5))
+    with tempfile.TemporaryDirectory(prefix="stackwatch-evalcpu-") as folder:
+        settings = load_config(write_setup(Path(folder), len(rules), stacks), explicit=True)
+        store = Store(Path(folder) / "state.db")
+        persistence.migrate(store)
+        pipeline = build_pipeline(settings, clock, rules, store=store, lazy_channels=True)
+        replay = ReplaySource(recorded["rows"])
+        pipeline.engine.source = replay
+        engine_evaluate = pipeline.engine.evaluate
+        evaluating: list[float] = []
+
+        def timed(at: datetime, selected: Any = None) -> Any:
+            started = time.process_time()
+            report = engine_evaluate(at, selected)
+            evaluating.append(time.process_time() - started)
+            return report
+
+        pipeline.engine.evaluate = timed  # type: ignore[method-assign]
+        replay.cutoff = clock.now()
+        cycle.evaluate(pipeline, store, rules, replay.cutoff)
+        heap.settle()
+        spent, evaluating[:] = [], []
+        for minutes in range(4, -1, -1):
+            replay.cutoff = now - timedelta(minutes=minutes)
+            clock.set(replay.cutoff)
+            started = time.process_time()
+            cycle.evaluate(pipeline, store, rules, replay.cutoff)
+            spent.append(time.process_time() - started)
+        store.close()
+    return {"cycle": statistics.median(spent), "evaluate": statistics.median(evaluating)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="1000x20")
@@ -75,6 +120,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--daemon", action="store_true")
     args = parser.parse_args()
     configure_logging("error")
     rules_count, stacks = map(int, args.size.split("x"))
@@ -85,6 +131,16 @@ def main() -> None:
     recorded = pickle.loads(path.read_bytes())
     if args.profile:
         profile(rules, recorded)
+        return
+    if args.daemon:
+        figures = [daemon_cpu(rules, recorded, stacks) for _ in range(args.rounds)]
+        cycle_cpu = statistics.median(f["cycle"] for f in figures)
+        evaluate_cpu = statistics.median(f["evaluate"] for f in figures)
+        print(
+            f"daemon cycle CPU, cycle bringing one new minute ({args.size}): "
+            f"{cycle_cpu * 1000:.0f} ms, of which evaluation {evaluate_cpu * 1000:.0f} ms "
+            f"(median of {args.rounds} rounds, each the median of 5 cycles)"
+        )
         return
     instances = 0
     spent = []

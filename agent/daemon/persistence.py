@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from agent.evaluate.alerts import AlertState
@@ -168,9 +169,20 @@ def migrate(store: Store) -> None:
     store.migrate(COMPONENT, MIGRATIONS)
 
 
-def key_json(key: Iterable[tuple[str, str]]) -> str:
-    """The stored form of an InstanceKey."""
+@lru_cache(maxsize=4096)
+def key_json(key: tuple[tuple[str, str], ...]) -> str:
+    """The stored form of an InstanceKey. (Kept: every cycle saves every instance, and
+    their keys are few, the same stacks and services in rule after rule.)"""
     return json.dumps([list(pair) for pair in key])
+
+
+#: JSON of a mapping with its keys sorted (one encoder: ``json.dumps(sort_keys=True)``
+#: builds a new one each call, and each cycle writes three mappings per instance)
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
+
+
+def _mapping_json(mapping: Mapping[str, str]) -> str:
+    return _sorted_json(mapping) if mapping else "{}"
 
 
 def save(
@@ -188,7 +200,7 @@ def save(
             (
                 instance.rule,
                 key_json(instance.key),
-                json.dumps(instance.labels, sort_keys=True),
+                _mapping_json(instance.labels),
                 instance.fingerprint,
                 state.state.value,
                 _ts(state.since),
@@ -199,7 +211,7 @@ def save(
                 _ts(state.evaluated_at),
                 state.error,
                 _ts(state.unavailable_since),
-                json.dumps(instance.annotations, sort_keys=True),
+                _mapping_json(instance.annotations),
                 json.dumps(instance.tracker.to_state()) if instance.tracker else None,
                 hashes.get(instance.rule, ""),
                 now.timestamp(),

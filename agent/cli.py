@@ -43,16 +43,20 @@ def main(argv: Sequence[str] | None = None, *, leave_at_once: bool = False) -> i
     done (its output flushed), as ``entry`` does."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "builds_heap", False):
-        from agent.daemon import heap
+    if not getattr(args, "builds_heap", False):
+        return _handle(args)
+    from agent.daemon import heap
 
-        heap.hold()  # (until the daemon has started; ``check`` ends first)
-    code = _handle(args)
-    if leave_at_once and getattr(args, "only_reports", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    heap.hold()  # (until the daemon has started; ``check`` ends first)
+    try:
+        code = _handle(args)
+        if leave_at_once and getattr(args, "only_reports", False):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
+    finally:
+        heap.release()  # a caller in the same process (a test) gets its collector back
 
 
 def _handle(args: argparse.Namespace) -> int:

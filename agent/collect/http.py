@@ -128,7 +128,8 @@ class HttpClient:
         )
 
     def close(self) -> None:
-        self._client.close()
+        if self._client_built.exception() is None:  # (a client that failed to build holds nothing)
+            self._client.close()
 
     def __enter__(self) -> HttpClient:
         return self

@@ -32,8 +32,12 @@ ARENA_MAX = 2
 
 
 def hold() -> None:
-    """No collections until ``settle`` (or the process's end)."""
+    """No collections until ``settle`` or ``release`` (or the process's end)."""
     gc.disable()
+
+
+def release() -> None:
+    gc.enable()
 
 
 def settle() -> None:

@@ -274,3 +274,22 @@ def test_errors_survive_pickling_without_secrets() -> None:
     assert type(copy) is ServerError
     assert (copy.status, copy.endpoint, copy.error_code) == (502, "GET /v1/projects", 9)
     assert AUTHTOKEN not in str(copy) and AUTHTOKEN not in repr(copy)
+
+
+def test_a_client_built_in_the_background_raises_its_failure_where_it_is_used(
+    monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    # without a transport the httpx client (its CA bundle) is built on a thread
+    from agent.collect import http
+    from agent.collect.http import HttpClient
+
+    from .conftest import make_settings
+
+    def no_ca_bundle(**_options: object) -> httpx.Client:
+        raise FileNotFoundError("no CA bundle")
+
+    monkeypatch.setattr(http.httpx, "Client", no_ca_bundle)
+    client = HttpClient(make_settings(), clock)
+    with pytest.raises(FileNotFoundError, match="no CA bundle"):
+        client.get_json("GET", f"{ANALYTICS}/v2/usage")
+    client.close()  # nothing was built, nothing to close

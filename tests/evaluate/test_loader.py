@@ -1,5 +1,6 @@
 """Broken rule files give FILE:LINE: field: message, for every problem, never a traceback."""
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,12 @@ def test_check_passes_on_the_shipped_rules(capsys):
     config = repo / "config.example.toml"
     assert main(["check", "--config", str(config)]) == 0
     assert "OK: config valid" in capsys.readouterr().out
+    assert gc.isenabled()  # held off while check built its heap, then given back
+
+
+def test_a_failing_check_gives_the_collector_back_too(tmp_path, capsys):
+    assert main(["check", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert gc.isenabled()
 
 
 def test_missing_config_file_named_explicitly_is_an_error(tmp_path, capsys):

@@ -222,6 +222,9 @@ class SeriesWindow:
     the time axis and one difference per selected column.
     """
 
+    # one per alert instance series: no attribute dict each
+    __slots__ = ("_present", "_selected", "parts")
+
     def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
         self.parts = list(parts)
         self._present = [(history, [s.present for s in found]) for history, found in self.parts]

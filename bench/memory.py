@@ -47,6 +47,8 @@ from bench.simproc import stack_key
 
 STATUSES = {"200": 800, "304": 100, "404": 50, "500": 6, "503": 2}
 CACHE = {"HIT": 900, "MISS": 100}
+#: wall seconds the first cycle of every group may take
+COLD_TIMEOUT = 900.0
 
 
 class SyntheticAnalytics:
@@ -153,7 +155,10 @@ def main() -> None:
         daemon = build_daemon(Path(folder), rules_count, stacks, clock)
         engine = daemon.pipeline.engine
         daemon.start()  # the scheduler runs every group now: the cold first cycle
+        deadline = time.monotonic() + COLD_TIMEOUT
         while len(engine.next_due) < len(engine.rules) or not daemon.notifier.channels.loaded:
+            if time.monotonic() > deadline:  # a group crashed (its log says why)
+                sys.exit(f"the cold cycle did not finish within {COLD_TIMEOUT:.0f} s")
             time.sleep(0.2)
         daemon.scheduler.pause()
         daemon.scheduler.wait_idle(60)

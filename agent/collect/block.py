@@ -27,6 +27,7 @@ class SampleBlock(Sequence[Sample]):
     __slots__ = (
         "_field_index",
         "_label_index",
+        "_last_dated",
         "fields",
         "label_sets",
         "labels_of",
@@ -58,6 +59,7 @@ class SampleBlock(Sequence[Sample]):
         self.ordered = True
         self._label_index: dict[tuple[tuple[str, str], ...], int] = {}
         self._field_index: dict[str, int] = {}
+        self._last_dated = -math.inf
 
     @classmethod
     def of(cls, samples: Iterable[Sample], metric: str | None = None) -> SampleBlock:
@@ -72,13 +74,14 @@ class SampleBlock(Sequence[Sample]):
         return block
 
     def add(self, at: datetime | None, labels: dict[str, str], values: dict[str, float]) -> None:
-        stamp = _UNDATED if at is None else at.timestamp()
         if at is None:
+            stamp = _UNDATED
             self.undated += 1
-        elif self.ordered and self.stamps:
-            last = self._last_dated()
-            if last is not None and stamp < last:
+        else:
+            stamp = at.timestamp()
+            if stamp < self._last_dated:
                 self.ordered = False
+            self._last_dated = stamp
         self.stamps.append(stamp)
         key = tuple(sorted(labels.items()))
         index = self._label_index.get(key)
@@ -94,18 +97,6 @@ class SampleBlock(Sequence[Sample]):
             self.value_fields.append(field)
             self.values.append(value)
         self.value_starts.append(len(self.values))
-
-    def _last_dated(self) -> float | None:
-        if not self.undated:
-            return self.stamps[-1]
-        for stamp in reversed(self.stamps):
-            if not math.isnan(stamp):
-                return stamp
-        return None
-
-    def extend(self, other: SampleBlock) -> None:
-        for index in range(len(other)):
-            self.add(*other.parts(index))
 
     def parts(self, index: int) -> tuple[datetime | None, dict[str, str], dict[str, float]]:
         """Row ``index`` as (bucket time, labels, values): the labels are shared, not copied."""

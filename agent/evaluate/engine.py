@@ -147,8 +147,14 @@ class Engine:
             for key in keys:
                 retention[key] = max(retention.get(key, timedelta(0)), reach)
         with self.history_lock:
+            # columns trimmed to a shorter look-back than the new rules' are fetched anew
+            was = self._retention
             self._retention = retention
-            self.history = {k: h for k, h in self.history.items() if k in retention}
+            self.history = {
+                k: h
+                for k, h in self.history.items()
+                if k in retention and retention[k] <= was.get(k, retention[k])
+            }
 
     def take_over(self, previous: Engine) -> None:
         """Adopt the alert state of the engine this one replaces (a reload): kept exactly
@@ -293,7 +299,7 @@ class Engine:
         history.merge(rows, sent.start, sent.end, now)
         retention = self._retention.get(key)
         if retention is not None:
-            history.forget_before((now - retention).date())
+            history.forget_before(now - retention)
         return history
 
     def _judge_rule(

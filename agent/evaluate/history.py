@@ -47,7 +47,8 @@ class QueryHistory:
         self._spans: dict[tuple[datetime, datetime], tuple[int, int]] = {}
         #: days wholly fetched after they ended: their rows will not change any more
         self.final_through: date | None = None
-        #: the first day the columns hold completely
+        #: the first day the columns hold completely, or (once retention has trimmed them)
+        #: as far back into it as the rules that read them look
         self.covered_from: date | None = None
         #: changes whenever a series or a column is added or the columns are rebuilt (not
         #: when buckets are appended or dropped: the arrays are changed in place), so
@@ -146,13 +147,13 @@ class QueryHistory:
             for column in series.sums.values():
                 del column[index + 1 :]
 
-    def forget_before(self, day: date) -> None:
-        """Drop buckets before ``day`` (retention); the running sums stay valid."""
-        index = bisect.bisect_left(
-            self.times, datetime.combine(day, datetime.min.time(), UTC).timestamp()
-        )
-        # trimming is a copy: do it once the stale part is worth it
-        if index < max(64, len(self.times) // 8):
+    def forget_before(self, moment: datetime) -> None:
+        """Drop buckets that start before ``moment`` (retention: what the rules look back
+        to); the running sums stay valid. The day ``moment`` falls in counts as covered:
+        no rule reading these columns looks further back into it."""
+        index = bisect.bisect_left(self.times, moment.timestamp())
+        # trimming is a copy: do it once the stale part is worth it (every few hours)
+        if index < max(64, len(self.times) // 64):
             return
         del self.times[:index]
         self._spans = {}
@@ -160,6 +161,7 @@ class QueryHistory:
             del series.present[:index]
             for column in series.sums.values():
                 del column[:index]
+        day = moment.astimezone(UTC).date()
         if self.covered_from is None or day > self.covered_from:
             self.covered_from = day
 
@@ -219,6 +221,9 @@ class SeriesWindow:
     filter selects is worked out on first use, after that a window is two look-ups on
     the time axis and one difference per selected column.
     """
+
+    # one per alert instance series: no attribute dict each
+    __slots__ = ("_present", "_selected", "parts")
 
     def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
         self.parts = list(parts)

@@ -87,15 +87,18 @@ def test_a_fetch_reaching_further_back_rebuilds_the_columns():
     assert history.covered_from == DAY - timedelta(days=1)
 
 
-def test_retention_drops_whole_days_the_rules_no_longer_read():
+def test_retention_drops_the_buckets_the_rules_no_longer_read():
     history = QueryHistory()
     start = T0 - timedelta(days=3)
     rows = per_minute("http-statuses", {"status": "200"}, [1.0] * (3 * 1440 + 1), start=start)
     history.merge(rows, start.date(), DAY, T0)
-    history.forget_before(DAY - timedelta(days=1))
-    assert history.times[0] >= (T0 - timedelta(days=1)).replace(hour=0).timestamp()
+    moment = T0 - timedelta(days=1, hours=2)
+    history.forget_before(moment)
+    assert history.times[0] == moment.timestamp()
+    assert history.covered_from == moment.date()
     window = SeriesWindow([(history, history.split((), ())[()])])
     assert window.total("count", {}, T0 - 60 * MIN, T0) == 60.0
+    assert window.total("count", {}, moment - MIN, moment + 59 * MIN) == 60.0
 
 
 def test_a_cycle_fetches_only_the_days_not_yet_final():
@@ -126,3 +129,33 @@ value = 50
     assert second.start == DAY  # yesterday was fetched whole after it ended
     instance = engine.all_instances()[0]
     assert instance.state.value == 0.0  # the same traffic as a day before
+
+
+def test_a_rule_set_looking_further_back_fetches_the_trimmed_columns_anew():
+    def counting(window: str) -> str:
+        return f"""
+name = "traffic-{window}"
+[query]
+metric = "status_codes"
+services = ["cdn"]
+window = "{window}"
+[value]
+function = "count"
+[condition]
+type = "threshold"
+op = "<"
+value = 1
+"""
+
+    start = T0.replace(hour=0)
+    rows = per_minute(
+        "http-statuses", {"status": "200", "service": "cdn"}, [2.0] * 721, start=start
+    )
+    engine = Engine([rule(counting("1h"))], MemorySource(rows), watch_source=False)
+    engine.evaluate(T0)
+    (history,) = engine.history.values()
+    assert history.times[0] > start.timestamp()  # trimmed to what the 1h rule reads
+    engine.set_rules([rule(counting("6h"))])
+    engine.evaluate(T0)
+    (instance,) = engine.all_instances()
+    assert instance.state.value == 6 * 60 * 2.0

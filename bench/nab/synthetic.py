@@ -125,6 +125,7 @@ def stress_series() -> list[Synthetic]:
     return [
         Synthetic("lognormal noise", [math.exp(rng.gauss(3.0, 0.6)) for _ in range(POINTS)]),
         Synthetic("Student-t noise (3 dof)", [50.0 + 2.0 * student_t3() for _ in range(POINTS)]),
+        Synthetic("Pareto noise (α 2.5)", [10.0 * rng.paretovariate(2.5) for _ in range(POINTS)]),
         Synthetic(
             "daily cycle, weekends at 40 %",
             [

@@ -333,6 +333,8 @@ def report(rule_path: Path, nab_dir: Path, grid: tuple[float, ...], out: list[st
     tracked, detected = detector_cpu(with_sensitivity(rule, chosen), nab_dir)
     say(f"- tracker alone (detector, filters, windows): {tracked:.1f} µs")
     say(f"- detector alone (its step): {detected:.1f} µs")
+    # CPU time per point grows with the machine's load (shared caches, frequency): say it.
+    say(f"- load average (1 min) when measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

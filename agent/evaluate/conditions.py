@@ -225,6 +225,8 @@ def judge_anomaly(tracker: AnomalyTracker, at: datetime, value: float) -> Judgem
             "expected_lower": _short(observation.lower),
             "expected_upper": _short(observation.upper),
             "anomaly_score": f"{observation.score:.2f}",
+            "anomaly_statistic": observation.statistic,
+            "observed": _short(observation.observed),
         },
     )
 

@@ -25,6 +25,8 @@ _DETAIL_NAMES = (
     "expected_lower",
     "expected_upper",
     "anomaly_score",
+    "anomaly_statistic",
+    "observed",
     "current",
     "reference",
 )

@@ -52,7 +52,14 @@ from bench.nab.scorer import (
     total,
     window_rows,
 )
-from bench.nab.synthetic import SyntheticResult, anomalous_series, clean_series, judge
+from bench.nab.synthetic import (
+    Synthetic,
+    SyntheticResult,
+    anomalous_series,
+    clean_series,
+    judge,
+    stress_series,
+)
 
 SENSITIVITIES = (0.5, 0.7, 1.0, 1.4, 2.0)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -155,11 +162,11 @@ def detector_cpu(rule: Rule, nab_dir: Path) -> tuple[float, float]:
     return 1e6 * tracked / points, 1e6 * detected / points
 
 
-def synthetic(rule: Rule) -> list[SyntheticResult]:
+def synthetic(rule: Rule, generated: Sequence[Synthetic] = ()) -> list[SyntheticResult]:
     condition = rule.condition
     assert isinstance(condition, AnomalyCondition)
     results = []
-    for series in [*clean_series(), *anomalous_series()]:
+    for series in generated or [*clean_series(), *anomalous_series()]:
         rows = series.rows()
         learning = max(condition.warmup, probationary_length(len(rows)))
         results.append(judge(series, alert_rows(rule, rows), learning))
@@ -307,6 +314,14 @@ def report(rule_path: Path, nab_dir: Path, grid: tuple[float, ...], out: list[st
         f"alerts on clean series: {clean_alerts[chosen]}; "
         f"{sum(r.ok for r in results)}/{len(results)} series as expected"
     )
+    say()
+    say(
+        f"Stress series (clean, reported, not gated), alerts at sensitivity {chosen}: "
+        + "; ".join(
+            f"{r.name} {r.false_alerts}"
+            for r in synthetic(with_sensitivity(rule, chosen), stress_series())
+        )
+    )
 
     say()
     say("## CPU per point")
@@ -318,6 +333,8 @@ def report(rule_path: Path, nab_dir: Path, grid: tuple[float, ...], out: list[st
     tracked, detected = detector_cpu(with_sensitivity(rule, chosen), nab_dir)
     say(f"- tracker alone (detector, filters, windows): {tracked:.1f} µs")
     say(f"- detector alone (its step): {detected:.1f} µs")
+    # CPU time per point grows with the machine's load (shared caches, frequency): say it.
+    say(f"- load average (1 min) when measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ Clean and injected generated series: test_generated.py.
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker, Observation
+from agent.evaluate.anomaly.extremes import VOLATILITY
 
 EXTREMES = AnomalyCondition.model_validate({"type": "anomaly", "method": "extremes"})
 
@@ -55,3 +58,50 @@ def test_higher_sensitivity_narrows_the_bands() -> None:
     assert not observe(values)[1000].anomalous
     sharper = EXTREMES.model_copy(update={"sensitivity": 4.0})
     assert observe(values, sharper)[1000].anomalous
+
+
+def test_noise_that_grows_inside_the_range_is_news_to_the_median_step() -> None:
+    # A daily cycle of ±50 with little noise; then points alternate 30 and 70 around the
+    # middle, inside every value seen, but each step is wider than any the series made.
+    rng = random.Random(6)
+    values = [
+        100.0 + 50.0 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.5) for i in range(1500)
+    ]
+    values += [100.0 + (20.0 if i % 2 else -20.0) for i in range(24)]
+    observations = observe(values)
+    assert not any(o.anomalous for o in observations[300:1500])
+    judged = [o for o in observations[1500:] if o.anomalous and o.statistic == VOLATILITY]
+    assert judged, [(o.statistic, o.score) for o in observations[1500:] if o.anomalous]
+    hit = judged[0]
+    assert hit.observed == pytest.approx(40.0) and hit.observed > hit.upper
+    assert hit.lower <= hit.expected < 5.0
+
+
+def test_a_lone_spike_does_not_move_the_median_step() -> None:
+    values = noise(1000, seed=9)
+    values[900] += 40.0
+    observations = observe(values)
+    assert observations[900].anomalous and observations[900].statistic == "value"
+    assert not any(o.statistic == VOLATILITY and o.anomalous for o in observations[901:])
+
+
+def test_a_state_saved_before_the_median_step_was_judged_still_loads() -> None:
+    values = noise(1200, seed=10)
+    tracker = AnomalyTracker(EXTREMES)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for i, v in enumerate(values[:1000]):
+        tracker.observe(start + i * timedelta(minutes=5), v)
+    state = json.loads(json.dumps(tracker.to_state()))
+    for key in ("volatility", "moves"):
+        del state["detector"][key]
+    for key in ("statistic", "observed"):
+        del state["last"][key]
+    restored = AnomalyTracker.from_state(EXTREMES, state)
+    assert restored.last is not None and restored.last.statistic == "value"
+    later = [
+        restored.observe(start + (1000 + i) * timedelta(minutes=5), v)
+        for i, v in enumerate(values[1000:])
+    ]
+    # The other bands are the ones saved; the median step's starts afresh, quiet on noise.
+    assert not any(o.anomalous for o in later)
+    assert later[0].upper == pytest.approx(tracker.observe(later[0].at, values[1000]).upper)

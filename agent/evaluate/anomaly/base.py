@@ -26,12 +26,18 @@ ABSOLUTE_FLOOR = 1e-12
 
 
 class Estimate(NamedTuple):
-    """A detector's band for one point (a tuple: cheap to create on the hot path)."""
+    """A detector's band for one point (a tuple: cheap to create on the hot path).
+
+    The band is for the point's value unless ``statistic`` names another quantity judged
+    (e.g. the mean of the last few points); ``observed`` is then that quantity's value.
+    """
 
     expected: float
     lower: float
     upper: float
     score: float
+    statistic: str = "value"
+    observed: float | None = None
 
 
 def scale_floor(level: float) -> float:

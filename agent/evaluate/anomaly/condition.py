@@ -38,8 +38,9 @@ class AnomalyCondition(BaseModel):
             "24-point median and, when the series has a daily cycle, on the deviation from "
             "recent days; never inside the largest deviation of `history` plus one noise "
             "IQR, so what the series already did is not news. extremes (recommended): the "
-            "value, its jump from the recent median, its 12-point mean and (with a daily "
-            "cycle) its deviation from recent days, each against its own `history`: one point "
+            "value, its jump from the recent median, its 12-point mean, the median step "
+            "between those 12 points (volatility) and (with a daily cycle) its deviation "
+            "from recent days, each against its own `history`: one point "
             "must pass everything seen plus one noise IQR, two of three points in a row need "
             "only pass all but the 6 most extreme values, by 25 % of their distance from the "
             "median."
@@ -60,10 +61,15 @@ class AnomalyCondition(BaseModel):
     )
     direction: Direction = Field("both", description="Which side of the band counts.")
     min_deviation: float = Field(
-        0.0, ge=0.0, description="Absolute |value - expected| needed to count as anomalous."
+        0.0,
+        ge=0.0,
+        description=(
+            "Absolute |observed - expected| needed to count as anomalous (observed: the value, "
+            "or the statistic of recent points the band is for)."
+        ),
     )
     min_relative_deviation: float = Field(
-        0.0, ge=0.0, description="|value - expected| / |expected| needed to count."
+        0.0, ge=0.0, description="|observed - expected| / |expected| needed to count."
     )
     trigger_window: timedelta = Field(
         timedelta(0),

@@ -1,9 +1,11 @@
 """``extremes``: a point is news against the series' own extremes, a run against all but a few.
 
-Four statistics of the series are judged, each against the last ``history`` values of
+Five statistics of the series are judged, each against the last ``history`` values of
 itself: the value, its jump from the median of the previous points, the mean of the last
-few points (level shifts, denser spikes) and, when the series has a daily cycle its profile
-explains, the deviation from the same time in recent days. Each statistic has two bands:
+few points (level shifts, denser spikes), the median step between those points (volatility:
+noise that grows, or a series that stops moving, changes no level) and, when the series has
+a daily cycle its profile explains, the deviation from the same time in recent days. Each
+statistic has two bands:
 
 * the *point* band reaches one noise IQR beyond the most extreme value in the window: a
   single point is anomalous only when the series has not done that in ``history`` points;
@@ -15,8 +17,9 @@ Noise that wanders near its extremes now and then stays quiet (one point past th
 is not a run), while a sustained change needs only beat all but a few of the values seen.
 Statistics join their windows as they came (what recurs stops being news), but the recent
 median and mean that the jump and the level are taken from hold each value clipped to the
-band that spoke for it, so a spike is reported once, not again while it is in them. There is
-one knob: ``sensitivity`` divides the margin and the noise floor.
+band that spoke for it, so a spike is reported once, not again while it is in them (the
+median step is one a lone spike cannot move). There is one knob: ``sensitivity`` divides the
+margin and the noise floor.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ RUN_POINTS = 3
 #: points in the median the jump is measured from, and in the mean judged as the level.
 LOCAL_POINTS = 10
 LEVEL_POINTS = 12
+#: what the level and volatility bands are for (the annotation ``anomaly_statistic``).
+LEVEL = f"mean of the last {LEVEL_POINTS} points"
+VOLATILITY = f"median step of the last {LEVEL_POINTS} points"
 #: a band is judged once its window holds this many values.
 MIN_VALUES = 50
 #: the noise IQR and the seasonal decision are refreshed every this many points.
@@ -93,7 +99,8 @@ class RunBand:
 
 
 class ExtremesDetector(Detector):
-    """Point and run bands on the value, the jump, the short mean and the seasonal residual.
+    """Point and run bands on the value, the jump, the short mean, the median step and the
+    seasonal residual.
 
     The band furthest exceeded speaks for the point.
     """
@@ -108,8 +115,11 @@ class ExtremesDetector(Detector):
         self.jump = RunBand(condition.history, margin)
         self.level = RunBand(condition.history, margin)
         self.residual = RunBand(condition.history, margin)
+        self.volatility = RunBand(condition.history, margin)
         self.local: deque[float] = deque(maxlen=LOCAL_POINTS)
         self.recent: deque[float] = deque(maxlen=LEVEL_POINTS)
+        #: the size of each step between the recent points.
+        self.moves: deque[float] = deque(maxlen=LEVEL_POINTS - 1)
         season = condition.season.total_seconds() if condition.season else 86400.0
         self.profile = SeasonalProfile(season)
         self.steps = 0
@@ -149,12 +159,21 @@ class ExtremesDetector(Detector):
         clipped = value if best is None else min(max(value, best.lower), best.upper)
         local.append(clipped)
         recent = self.recent
+        if recent:
+            move = clipped - recent[-1]
+            self.moves.append(move if move >= 0.0 else -move)
         recent.append(clipped)
         if len(recent) == LEVEL_POINTS:
             # The mean of n points is √n times less noisy than one point.
             level = sum(recent) / LEVEL_POINTS
             band = self.level.observe(level, floor / LEVEL_POINTS**0.5)
-            best, strongest = _stronger(best, strongest, 0.0, level, band)
+            best, strongest = _stronger(best, strongest, 0.0, level, band, LEVEL)
+            # The median step: most of the recent points moving more (or less) than the
+            # series ever did is a change of volatility, which no level or jump shows.
+            moves = sorted(self.moves)
+            typical = moves[len(moves) // 2]
+            band = self.volatility.observe(typical, floor)
+            best, strongest = _stronger(best, strongest, 0.0, typical, band, VOLATILITY)
         return best
 
     def _bands(self) -> tuple[tuple[str, RunBand], ...]:
@@ -163,6 +182,7 @@ class ExtremesDetector(Detector):
             ("jump", self.jump),
             ("level", self.level),
             ("residual", self.residual),
+            ("volatility", self.volatility),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -170,6 +190,7 @@ class ExtremesDetector(Detector):
             **{key: band.to_state() for key, band in self._bands()},
             "local": list(self.local),
             "recent": list(self.recent),
+            "moves": list(self.moves),
             "profile": self.profile.to_state(),
             "steps": self.steps,
             "noise": self.noise,
@@ -178,9 +199,11 @@ class ExtremesDetector(Detector):
 
     def load_state(self, state: dict[str, Any]) -> None:
         for key, band in self._bands():
-            band.load_state(state[key])
+            if key in state:  # (a state saved before volatility was judged starts it afresh)
+                band.load_state(state[key])
         self.local = deque((float(x) for x in state["local"]), maxlen=LOCAL_POINTS)
         self.recent = deque((float(x) for x in state["recent"]), maxlen=LEVEL_POINTS)
+        self.moves = deque((float(x) for x in state.get("moves", ())), maxlen=LEVEL_POINTS - 1)
         self.profile.load_state(state["profile"])
         self.steps = int(state["steps"])
         self.noise = float(state["noise"])
@@ -193,12 +216,20 @@ def _stronger(
     offset: float,
     x: float,
     band: tuple[float, float, float] | None,
+    statistic: str | None = None,
 ) -> tuple[Estimate | None, float]:
-    """The band furthest exceeded so far: ``best``, or ``x``'s band if it is exceeded more."""
+    """The band furthest exceeded so far: ``best``, or ``x``'s band if it is exceeded more.
+
+    ``statistic`` names what ``x`` is when the band is not for the point's value.
+    """
     if band is None:
         return best, strongest
     middle, lower, upper = band
     score = band_score(x, middle, lower, upper)
     if abs(score) > strongest:
-        return Estimate(offset + middle, offset + lower, offset + upper, score), abs(score)
+        if statistic is None:
+            estimate = Estimate(offset + middle, offset + lower, offset + upper, score)
+        else:
+            estimate = Estimate(middle, lower, upper, score, statistic, x)
+        return estimate, abs(score)
     return best, strongest

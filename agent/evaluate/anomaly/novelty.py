@@ -194,7 +194,7 @@ class AutoDetector(Detector):
             "profile": self.profile.to_state(),
             "steps": self.steps,
             "seasonal": self.seasonal,
-            "excursion": None if self.excursion is None else list(self.excursion),
+            "excursion": None if self.excursion is None else list(self.excursion[:4]),
             "hold": self.hold,
         }
 
@@ -207,5 +207,9 @@ class AutoDetector(Detector):
         self.steps = int(state["steps"])
         self.seasonal = bool(state["seasonal"])
         excursion = state.get("excursion")
-        self.excursion = None if excursion is None else Estimate(*map(float, excursion))
+        if excursion is None:
+            self.excursion = None
+        else:
+            expected, lower, upper, score = (float(x) for x in excursion)
+            self.excursion = Estimate(expected, lower, upper, score)
         self.hold = int(state.get("hold", 0))

@@ -33,6 +33,10 @@ class Observation:
     anomalous: bool
     breached: bool
     recovered: bool
+    #: what the band is for: the value, or a statistic of the last few points...
+    statistic: str
+    #: ...and that statistic's value (the point's value when it is the value).
+    observed: float
 
 
 class AnomalyTracker:
@@ -62,10 +66,12 @@ class AnomalyTracker:
         if last is not None and (at <= last.at or not math.isfinite(value)):
             return Observation(
                 at, value, last.expected, last.lower, last.upper, 0.0, False,
-                last.breached, last.recovered,
+                last.breached, last.recovered, "value", value,
             )  # fmt: skip
         if not math.isfinite(value):
-            return Observation(at, value, value, value, value, 0.0, False, False, True)
+            return Observation(
+                at, value, value, value, value, 0.0, False, False, True, "value", value
+            )
         estimate = self._detector.step(at, value)
         self._seen += 1
         anomalous = estimate is not None and self._seen > self.condition.warmup
@@ -92,6 +98,8 @@ class AnomalyTracker:
             anomalous=anomalous,
             breached=breached,
             recovered=recovered,
+            statistic=estimate.statistic,
+            observed=value if estimate.observed is None else estimate.observed,
         )
         self._last = observation
         return observation
@@ -107,7 +115,9 @@ class AnomalyTracker:
                 return False
         else:
             return False
-        deviation = abs(value - estimate.expected)
+        # The band's own quantity: the value, or the statistic of recent points it is for.
+        observed = value if estimate.observed is None else estimate.observed
+        deviation = abs(observed - estimate.expected)
         if deviation < condition.min_deviation:
             return False
         return deviation >= condition.min_relative_deviation * abs(estimate.expected)
@@ -133,6 +143,8 @@ class AnomalyTracker:
                 "anomalous": last.anomalous,
                 "breached": last.breached,
                 "recovered": last.recovered,
+                "statistic": last.statistic,
+                "observed": last.observed,
             },
             "trigger": self._trigger.to_state(),
             "recovery": self._recovery.to_state(),
@@ -151,5 +163,7 @@ class AnomalyTracker:
         tracker._recovery = FlagWindow.from_state(condition.recovery_window, state["recovery"])
         last = state.get("last")
         if last is not None:
+            # (A state saved before observations named their statistic judged the value.)
+            last = {"statistic": "value", "observed": last["value"], **last}
             tracker._last = Observation(**{**last, "at": datetime.fromisoformat(last["at"])})
         return tracker

@@ -234,23 +234,11 @@ def judge_anomaly(tracker: AnomalyTracker, at: datetime, value: float) -> Judgem
 def threshold_verdicts(
     values: Sequence[float | None], op: str, threshold: float, clear: ClearCondition | None
 ) -> list[Verdict]:
-    """``threshold_verdict`` of each value (NODATA for None), in one pass."""
-    breached, cleared, between = Verdict.BREACHED, Verdict.CLEARED, Verdict.BETWEEN
-    nodata, compare = Verdict.NODATA, COMPARE[op]
-    if clear is None:
-        return [
-            nodata if v is None else breached if compare(v, threshold) else cleared for v in values
-        ]
-    clears, limit = COMPARE[clear.op], clear.value
+    """``threshold_verdict`` of each value (NODATA for None)."""
+    nodata = Verdict.NODATA
     return [
-        nodata
-        if v is None
-        else breached
-        if compare(v, threshold)
-        else cleared
-        if clears(v, limit)
-        else between
-        for v in values
+        nodata if value is None else threshold_verdict(value, op, threshold, clear)
+        for value in values
     ]
 
 

@@ -199,7 +199,7 @@ def advance_all(
             verdict = nodata_as
         if instance._stepped.state in settled[verdict]:
             # all that ``step`` would do; nor is there anything to annotate
-            instance._value, instance._evaluated_at = value, now
+            instance.record(value, now)
         else:
             advance(rule, instance, judged.judgement(index), now, report, link=link)
 

@@ -143,14 +143,14 @@ class Planner:
     def plan(self, rules: Sequence[Rule], now: datetime) -> Plan:
         names = tuple(rule.name for rule in rules)
         found = self._plans.get(names)
-        if found is not None and all(old is new for old, new in zip(found[0], rules, strict=True)):
-            spans = found[1]
-            depends = [_depends_on(r, now, span) for r, span in zip(rules, spans, strict=True)]
-            if found[2] == depends:
-                return found[3]
-        else:
-            spans = [lookback(rule) for rule in rules]
-            depends = [_depends_on(r, now, span) for r, span in zip(rules, spans, strict=True)]
+        if found is not None and not all(
+            old is new for old, new in zip(found[0], rules, strict=True)
+        ):
+            found = None  # same names, other rules (a reload)
+        spans = found[1] if found is not None else [lookback(rule) for rule in rules]
+        depends = [_depends_on(r, now, span) for r, span in zip(rules, spans, strict=True)]
+        if found is not None and found[2] == depends:
+            return found[3]
         made = plan(rules, now)
         self._plans[names] = (list(rules), spans, depends, made)
         return made

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from agent.collect.analytics import AnswerHook as AnalyticsAnswerHook
+from agent.collect.block import samples_of
 from agent.collect.errors import ContentstackError
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import (
@@ -269,16 +270,46 @@ class PrefetchedSource:
     """Answers from rows fetched once, up front, over a longer span (``once`` replays the
     last minutes so pending timers are honoured without waiting). A request is answered
     by the prefetched request it merges with; a failed fetch fails it again. The requests
-    are fetched as one batch where the source batches (Analytics jobs run together)."""
+    are fetched as one batch where the source batches (Analytics jobs run together).
+
+    Answers are kept as they come (an Analytics answer is a ``SampleBlock``: a day of
+    every stack's rows as ``Sample`` objects would be most of ``once``'s memory), and
+    handed to the engine's hook as they are, so its columns read the blocks' arrays."""
 
     def __init__(self, source: DataSource, requests: Iterable[DataRequest]) -> None:
-        answers = fetch_all(source, list(requests))  # errors are reported per rule
-        self._answers = {merge_key(request): answer for request, answer in answers.items()}
+        self._answers: dict[tuple[object, ...], Sequence[Sample] | Exception] = {}
+
+        def hold(request: DataRequest, answer: Sequence[Sample] | Exception) -> list[Sample]:
+            self._answers[merge_key(request)] = answer
+            return []  # (kept here, not in the batch's results)
+
+        fetch_all(source, list(requests), on_answer=hold)  # errors are reported per rule
+
+    def fetch_many(
+        self,
+        requests: Sequence[DataRequest],
+        newer_than: Mapping[AnalyticsQuery, datetime] | None = None,
+        on_answer: AnswerHook | None = None,
+    ) -> dict[DataRequest, list[Sample] | Exception]:
+        """Each request's prefetched answer, through ``on_answer`` when given (rows the
+        caller holds are not left out: its columns take the overlap as it is)."""
+        results: dict[DataRequest, list[Sample] | Exception] = {}
+        for request in requests:
+            answer = self._answer(request)
+            if on_answer is not None:
+                results[request] = on_answer(request, answer)
+            else:
+                results[request] = answer if isinstance(answer, Exception) else samples_of(answer)
+        return results
 
     def fetch(self, request: DataRequest) -> list[Sample]:
-        answer = self._answers.get(merge_key(request))
-        if answer is None:
-            raise LookupError("request was not prefetched")
+        answer = self._answer(request)
         if isinstance(answer, Exception):
             raise answer
+        return samples_of(answer)
+
+    def _answer(self, request: DataRequest) -> Sequence[Sample] | Exception:
+        answer = self._answers.get(merge_key(request))
+        if answer is None:
+            return LookupError("request was not prefetched")
         return answer

@@ -1,11 +1,12 @@
 """LiveSource: execution rows get their automation's title; a failing title list is harmless.
-PrefetchedSource (``once``) fetches in one batch."""
+PrefetchedSource (``once``) fetches in one batch and keeps the answers as they came."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
+from agent.collect.block import SampleBlock
 from agent.collect.errors import ServerError
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.evaluate.planner import ExecutionsRequest
@@ -67,15 +68,20 @@ class BatchAnalytics:
     def __init__(self, failing: AnalyticsQuery) -> None:
         self.batches: list[list[AnalyticsQuery]] = []
         self.failing = failing
+        self.answers: dict[AnalyticsQuery, object] = {}
 
     def fetch_many(self, queries, newer_than=None, on_answer=None):
+        """As the client does: each answer a ``SampleBlock``, through ``on_answer``."""
         self.batches.append(list(queries))
-        return {
-            q: ServerError("boom", status=500, endpoint="POST /jobs")
-            if q == self.failing
-            else [Sample(q.metric, SINCE, {"stack": q.api_key}, {"count": 1})]
-            for q in queries
-        }
+        results = {}
+        for q in queries:
+            answer = self.answers[q] = (
+                ServerError("boom", status=500, endpoint="POST /jobs")
+                if q == self.failing
+                else SampleBlock.of([Sample(q.metric, SINCE, {"stack": q.api_key}, {"count": 1})])
+            )
+            results[q] = on_answer(q, answer) if on_answer else answer
+        return results
 
 
 def test_prefetching_for_once_fetches_the_analytics_queries_as_one_batch():
@@ -90,3 +96,24 @@ def test_prefetching_for_once_fetches_the_analytics_queries_as_one_batch():
     with pytest.raises(ServerError):
         source.fetch(queries[1])
     assert len(source.fetch(ExecutionsRequest("p1", SINCE))) == 2
+
+
+def test_prefetched_answers_reach_the_engines_hook_as_the_blocks_that_were_read():
+    # a day of every stack's rows as Sample objects was most of ``once``'s memory
+    day = SINCE.date()
+    queries = [AnalyticsQuery("usage", day, day, api_key=key) for key in ("blt1", "blt2")]
+    analytics = BatchAnalytics(failing=queries[1])
+    source = PrefetchedSource(LiveSource(analytics, FakeAutomations()), queries)
+    seen = {}
+
+    def keep(request, answer):
+        seen[request] = answer
+        return []
+
+    results = source.fetch_many(queries, None, keep)
+    assert seen[queries[0]] is analytics.answers[queries[0]]
+    assert seen[queries[1]] is analytics.answers[queries[1]]  # the failure, again
+    assert results == {queries[0]: [], queries[1]: []}
+    later = AnalyticsQuery("usage", day, day, api_key="blt9")
+    assert isinstance(source.fetch_many([later])[later], LookupError)
+    assert source.fetch_many(queries[:1])[queries[0]][0].labels == {"stack": "blt1"}

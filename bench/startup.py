@@ -53,15 +53,16 @@ def _cycles_run(metrics: str) -> int:
     )
 
 
-def compile_agent() -> None:
-    """Compile the agent's modules to bytecode, as ``pip install`` does (the Docker image
-    too): a checkout run under PYTHONDONTWRITEBYTECODE would compile all of them again
-    in every process it starts, which no installed stackwatch does."""
+def compile_agent(folder: Path | None = None) -> None:
+    """Compile the agent's modules (those in ``folder``, default the imported ones) to
+    bytecode, as ``pip install`` does (the Docker image too): a checkout run under
+    PYTHONDONTWRITEBYTECODE would compile all of them again in every process it starts,
+    which no installed stackwatch does."""
     import compileall
 
     import agent
 
-    compileall.compile_dir(Path(agent.__file__).parent, quiet=1)
+    compileall.compile_dir(folder or Path(agent.__file__).parent, quiet=1)
 
 
 def measure_startup(

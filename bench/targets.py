@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.once import measure_once
+from bench.once import ONCE_CPU, ONCE_RSS_MB, measure_once
 from bench.simproc import SimulatorProcess
 from bench.startup import measure_startup
 
@@ -29,8 +29,6 @@ CHECK_CPU = 1.5
 READY = 2.0
 FIRST_CYCLE_SLACK = 2.0
 LATENCY_P99 = 1.0
-ONCE_CPU = 10.0
-ONCE_RSS_MB = 150.0
 HELP_CPU = 0.35
 RATE = 10.0
 #: how long ``run`` is watched for its request rate over cycles of every group

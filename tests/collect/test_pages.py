@@ -1,19 +1,22 @@
 """Reading a Retrieve Data answer row by row gives what ``json.loads`` gives, or refuses
-what it refuses; a ``SampleBlock`` gives back the Samples put into it."""
+what it refuses, small answers and a day of minute rows alike; a ``SampleBlock`` gives
+back the Samples put into it."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from agent.collect.analytics.pages import read_page
+from agent.collect.analytics.rows import RowReader, parse_rows
 from agent.collect.block import SampleBlock
-from agent.collect.models import Sample
+from agent.collect.models import AnalyticsQuery, Metric, Sample
 
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
 values = st.recursive(
@@ -109,6 +112,46 @@ def test_junk_gives_rows_or_a_value_error(body: bytes) -> None:
     data = expected.get("data")
     assert found == ([] if data is None else [data] if isinstance(data, dict) else data)
     assert (info is None) == (data is None)
+
+
+def day_of_rows(rng: random.Random) -> list[Any]:
+    """A day of status-code rows at minute granularity, in the forms answers take: statuses
+    as the documented text and as numbers, counts as text, escaped and non-ASCII labels,
+    rows with a date only, a few junk rows."""
+    start = datetime(2024, 3, 9, tzinfo=UTC)
+    rows: list[Any] = []
+    for minute in range(rng.randint(1000, 1440)):
+        at = (start + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for status in rng.sample(["200", "304", "404", "503", "5xx", 404, 200.0, 'é\\u00e9"x'], 3):
+            count: Any = rng.choice([rng.randint(0, 10**6), rng.random() * 1e3, str(minute)])
+            rows.append(
+                {"date": at, "type": rng.choice(["cdn", "cma"]), "status": status, "count": count}
+            )
+        if rng.random() < 0.01:
+            rows.append(
+                rng.choice([{"date": at}, None, "row", [1, {"a": []}], {"date": at, "count": "x"}])
+            )
+    return rows
+
+
+# (a seed does not shrink into a smaller day: a failure is reported as found)
+@settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(
+    seed=st.integers(0, 2**32),
+    indent=st.sampled_from([None, 1]),
+    ascii_only=st.booleans(),
+)
+def test_a_day_of_rows_read_row_by_row_gives_the_samples_json_loads_gives(
+    seed: int, indent: int | None, ascii_only: bool
+) -> None:
+    rows = day_of_rows(random.Random(seed))
+    document = {"meta": {"jobId": "j1"}, "data": rows, "totalDocs": len(rows)}
+    body = json.dumps(document, indent=indent, ensure_ascii=ascii_only).encode()
+    query = AnalyticsQuery(Metric.HTTP_STATUSES, date(2024, 3, 9), date(2024, 3, 9), api_key="blt1")
+    reader = RowReader(query)
+    info = read_page(body, reader.take)
+    assert info is not None and info.rows == len(rows) == info.total_rows()
+    assert list(reader.finish()) == list(parse_rows(query, json.loads(body)["data"]))
 
 
 def test_a_block_gives_back_its_samples() -> None:

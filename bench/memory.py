@@ -164,7 +164,9 @@ def main() -> None:
         daemon.scheduler.wait_idle(60)
         assert daemon.api is not None
         visit(daemon.api.url)
-        groups = group_rules(list(engine.rules.values()), engine.default_interval, clock.now())
+        groups = group_rules(
+            list(engine.rules.values()), engine.default_interval, engine.query_keys
+        )
         for _ in range(2):
             clock.advance(timedelta(minutes=1))
             due = {rule.name for rule in engine.due(clock.now())}

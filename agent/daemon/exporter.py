@@ -142,13 +142,16 @@ class ContentstackCollector(Collector):
         totals: dict[tuple[str, ...], float] = defaultdict(float)
         found = False
         for series in history.series:
-            if series.present[index + 1] == series.present[index]:
+            at = index - series.first  # (its readers look back less far than the others')
+            if at < 0 or series.present[at + 1] == series.present[at]:
                 continue  # no row in this bucket
             found = True
 
-            def value(name: str, sums: dict[str, array[float]] = series.sums) -> float:
+            def value(
+                name: str, sums: dict[str, array[float]] = series.sums, at: int = at
+            ) -> float:
                 column = sums.get(name)
-                return column[index + 1] - column[index] if column is not None else 0.0
+                return column[at + 1] - column[at] if column is not None else 0.0
 
             service = series.labels.get("service", "")
             if family == "requests":

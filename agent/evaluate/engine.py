@@ -32,8 +32,11 @@ from agent.evaluate.planner import (
     DataRequest,
     DataSource,
     Planner,
+    Retention,
+    covers,
     merge_key,
     query_keys,
+    retentions,
     rows_for_rule,
 )
 from agent.evaluate.rules import Rule
@@ -102,7 +105,7 @@ class Engine:
         #: the Analytics rows, as columns per query family (see ``history``)
         self.history: dict[tuple[object, ...], QueryHistory] = {}
         self.history_lock = threading.Lock()
-        self._retention: dict[tuple[object, ...], timedelta] = {}
+        self._retention: dict[tuple[object, ...], Retention] = {}
         self.set_rules(rules)
 
     # -- rule set ---------------------------------------------------------------------------
@@ -137,15 +140,9 @@ class Engine:
         self._anomaly = {
             rule.name: isinstance(rule.condition, AnomalyCondition) for rule in self.rules.values()
         }
-        # columns are kept as far back as the rules that read them look
-        retention: dict[tuple[object, ...], timedelta] = {}
         #: rule name → the merge keys of what it reads (the daemon groups rules by them)
-        self.query_keys: dict[str, list[tuple[object, ...]]] = {}
-        for rule in self.rules.values():
-            keys = self.query_keys[rule.name] = query_keys(rule)
-            reach = lookback(rule)
-            for key in keys:
-                retention[key] = max(retention.get(key, timedelta(0)), reach)
+        self.query_keys = {rule.name: query_keys(rule) for rule in self.rules.values()}
+        retention = retentions(self.rules.values(), self.query_keys)
         with self.history_lock:
             # columns trimmed to a shorter look-back than the new rules' are fetched anew
             was = self._retention
@@ -153,7 +150,7 @@ class Engine:
             self.history = {
                 k: h
                 for k, h in self.history.items()
-                if k in retention and retention[k] <= was.get(k, retention[k])
+                if k in retention and covers(was.get(k, retention[k]), retention[k])
             }
 
     def take_over(self, previous: Engine) -> None:
@@ -299,7 +296,8 @@ class Engine:
         history.merge(rows, sent.start, sent.end, now)
         retention = self._retention.get(key)
         if retention is not None:
-            history.forget_before(now - retention)
+            reach, by_service = retention
+            history.forget_before(now - reach, {s: now - r for s, r in by_service.items()})
         return history
 
     def _judge_rule(

@@ -10,7 +10,8 @@ Rows arrive whole days at a time (the API takes dates); a fetch only touches the
 buckets from the last one held (which may have been incomplete) onwards. Buckets
 before it are final, so a fetch that reaches no further back is merged, and one that
 reaches further back than the columns rebuilds them. Retention is what the rules
-look back over.
+look back over, per service: a service only short rules read (cma beside a week of cdn)
+keeps its series' recent buckets only (``Series.first``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,10 +32,14 @@ from agent.evaluate.values import InstanceKey, labels_match
 @dataclass
 class Series:
     labels: dict[str, str]
-    #: running sum of rows present: ``present[i]`` rows in buckets before index i
+    #: running sum of rows present: ``present[i - first]`` rows in buckets before index i
+    #: of the time axis
     present: array[int]
     #: field → running sum of the field, aligned like ``present``
     sums: dict[str, array[float]] = field(default_factory=dict)
+    #: the first index of the time axis the arrays hold: a series whose readers look back
+    #: less far than the others' (a service only short rules read) is trimmed further
+    first: int = 0
 
 
 class QueryHistory:
@@ -134,36 +139,51 @@ class QueryHistory:
             values = found.get(id(series), {})
             series.present.append(series.present[-1] + int(values.get("", 0)))
             for name in values.keys() - series.sums.keys() - {""}:
-                series.sums[name] = array("d", [0.0] * (size + 1))
+                series.sums[name] = array("d", [0.0] * (size + 1 - series.first))
                 self.layout += 1
             for name, column in series.sums.items():
                 column.append(column[-1] + values.get(name, 0.0))
 
     def _truncate(self, index: int) -> None:
-        """Drop the buckets from ``index`` on."""
+        """Drop the buckets from ``index`` on (a merge replaces the last one held at most,
+        and no series starts after it: see ``forget_before``)."""
         del self.times[index:]
         for series in self.series:
-            del series.present[index + 1 :]
+            del series.present[index + 1 - series.first :]
             for column in series.sums.values():
-                del column[index + 1 :]
+                del column[index + 1 - series.first :]
 
-    def forget_before(self, moment: datetime) -> None:
+    def forget_before(
+        self, moment: datetime, by_service: Mapping[str, datetime] | None = None
+    ) -> None:
         """Drop buckets that start before ``moment`` (retention: what the rules look back
         to); the running sums stay valid. The day ``moment`` falls in counts as covered:
-        no rule reading these columns looks further back into it."""
+        no rule reading these columns looks further back into it. ``by_service``: the
+        later moments the readers of some services' series look back to; those series
+        drop their buckets before it (the time axis stays as long as the longest)."""
         index = bisect.bisect_left(self.times, moment.timestamp())
-        # trimming is a copy: do it once the stale part is worth it (every few hours)
-        if index < max(64, len(self.times) // 64):
+        if _worth_trimming(index, len(self.times)):
+            del self.times[:index]
+            self._spans = {}
+            for series in self.series:
+                series.first -= index
+                if series.first < 0:
+                    _drop_front(series, -series.first)
+                    series.first = 0
+            day = moment.astimezone(UTC).date()
+            if self.covered_from is None or day > self.covered_from:
+                self.covered_from = day
+        if not by_service:
             return
-        del self.times[:index]
-        self._spans = {}
         for series in self.series:
-            del series.present[:index]
-            for column in series.sums.values():
-                del column[:index]
-        day = moment.astimezone(UTC).date()
-        if self.covered_from is None or day > self.covered_from:
-            self.covered_from = day
+            later = by_service.get(series.labels.get("service", ""))
+            if later is None:
+                continue
+            # (the last bucket stays: a merge may replace it)
+            own = min(bisect.bisect_left(self.times, later.timestamp()), len(self.times) - 1)
+            if _worth_trimming(own - series.first, len(self.times) - series.first):
+                _drop_front(series, own - series.first)
+                series.first = own
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -198,6 +218,17 @@ class QueryHistory:
         return found
 
 
+def _worth_trimming(stale: int, held: int) -> bool:
+    """Trimming is a copy: it is done once the stale part is worth it (every few hours)."""
+    return stale >= max(64, held // 64)
+
+
+def _drop_front(series: Series, count: int) -> None:
+    del series.present[:count]
+    for column in series.sums.values():
+        del column[:count]
+
+
 def _in_time_order(block: SampleBlock, keep_from: float) -> Sequence[int]:
     """The block's rows dated at or after ``keep_from``, in time order (rows of one bucket
     in the order they came)."""
@@ -219,7 +250,8 @@ class SeriesWindow:
 
     Built once per instance and kept while the columns' layout holds: which columns a
     filter selects is worked out on first use, after that a window is two look-ups on
-    the time axis and one difference per selected column.
+    the time axis and one difference per selected column. A window never reaches before
+    a series' ``first`` bucket: its retention is what the rules reading it look back to.
     """
 
     # one per alert instance series: no attribute dict each
@@ -227,7 +259,9 @@ class SeriesWindow:
 
     def __init__(self, parts: Iterable[tuple[QueryHistory, list[Series]]]) -> None:
         self.parts = list(parts)
-        self._present = [(history, [s.present for s in found]) for history, found in self.parts]
+        self._present = [
+            (history, [(s, s.present) for s in found]) for history, found in self.parts
+        ]
         #: (field, id(filter)) → (the filter, per query the columns it selects)
         self._selected: dict[tuple[str, int], tuple[Filter, list[_Columns]]] = {}
 
@@ -253,8 +287,9 @@ class SeriesWindow:
         for history, presents in self._present:
             low, high = history.span(after, until)
             if low < high:
-                for present in presents:
-                    count += present[high] - present[low]
+                for series, present in presents:
+                    first = series.first
+                    count += present[high - first] - present[low - first]
         return count
 
     def total(self, field_name: str, where: Filter, after: datetime, until: datetime) -> float:
@@ -262,8 +297,9 @@ class SeriesWindow:
         for history, columns in self._columns(field_name, where):
             low, high = history.span(after, until)
             if low < high:
-                for _, column in columns:
-                    total += column[high] - column[low]
+                for series, column in columns:
+                    first = series.first
+                    total += column[high - first] - column[low - first]
         return total
 
     def last(
@@ -273,10 +309,12 @@ class SeriesWindow:
         for history, columns in self._columns(field_name, where):
             low, high = history.span(after, until)
             for series, column in columns:
+                present, first = series.present, series.first
                 for index in range(high - 1, low - 1, -1):
-                    if series.present[index + 1] > series.present[index]:
+                    at = index - first
+                    if present[at + 1] > present[at]:
                         stamp = history.times[index]
                         if best is None or stamp > best[0]:
-                            best = (stamp, column[index + 1] - column[index])
+                            best = (stamp, column[at + 1] - column[at])
                         break
         return None if best is None else best[1]

@@ -9,7 +9,7 @@ services the union of theirs, and each rule then keeps the rows it asked for.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -74,6 +74,46 @@ def query_keys(rule: Rule) -> list[tuple[object, ...]]:
     """The ``merge_key`` of each request the rule makes: the queries it shares with
     other rules, the same at any time."""
     return [merge_key(request) for request in rule_requests(rule, _ANY_TIME)]
+
+
+#: how far back a query family's columns are kept: as far as its furthest reader looks,
+#: and (service → how far) for the services whose readers all look back less far
+Retention = tuple[timedelta, dict[str, timedelta]]
+
+
+def retentions(
+    rules: Iterable[Rule], keys: Mapping[str, Sequence[tuple[object, ...]]]
+) -> dict[tuple[object, ...], Retention]:
+    """Per merge key (``keys``: each rule's ``query_keys``), what the rules reading it
+    look back over. A rule naming no services reads every series of its queries."""
+    furthest: dict[tuple[object, ...], timedelta] = {}
+    every: dict[tuple[object, ...], timedelta] = {}
+    named: dict[tuple[object, ...], dict[str, timedelta]] = defaultdict(dict)
+    for rule in rules:
+        reach = lookback(rule)
+        for key in keys[rule.name]:
+            furthest[key] = max(furthest.get(key, reach), reach)
+            if not rule.query.services:
+                every[key] = max(every.get(key, reach), reach)
+            for service in rule.query.services:
+                named[key][service] = max(named[key].get(service, reach), reach)
+    found: dict[tuple[object, ...], Retention] = {}
+    for key, reach in furthest.items():
+        shorter = {}
+        for service, own in named[key].items():
+            own = max(own, every.get(key, own))
+            if own < reach:
+                shorter[service] = own
+        found[key] = (reach, shorter)
+    return found
+
+
+def covers(held: Retention, wanted: Retention) -> bool:
+    """Do columns kept for ``held`` hold every bucket ``wanted`` reads?"""
+    services = held[1].keys() | wanted[1].keys()
+    return wanted[0] <= held[0] and all(
+        wanted[1].get(s, wanted[0]) <= held[1].get(s, held[0]) for s in services
+    )
 
 
 _ROWS_WITHOUT_SERVICE = frozenset({Metric.USAGE, Metric.SUBSCRIPTION})

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.collect.models import Sample
+from agent.evaluate.conditions import lookback
 from agent.evaluate.engine import Engine
 from agent.evaluate.history import QueryHistory, SeriesWindow
 from agent.evaluate.rules import ValueSpec
@@ -159,3 +161,96 @@ value = 1
     engine.evaluate(T0)
     (instance,) = engine.all_instances()
     assert instance.state.value == 6 * 60 * 2.0
+
+
+def status_rule(name: str, services: list[str], window: str, extra: str = "") -> str:
+    listed = ", ".join(f'"{s}"' for s in services)
+    return f"""
+name = "{name}"
+[query]
+metric = "status_codes"
+services = [{listed}]
+window = "{window}"
+{extra}
+[value]
+function = "count"
+[condition]
+type = "threshold"
+op = "<"
+value = 1
+"""
+
+
+WEEK_ON_CDN = """
+name = "cdn-against-yesterday"
+[query]
+metric = "status_codes"
+services = ["cdn"]
+window = "1h"
+[value]
+function = "count"
+[condition]
+type = "change"
+reference = "1d"
+op = ">"
+value = 50
+"""
+#: (service, status) → the rows' count every minute
+COUNTS = {("cdn", "200"): 10.0, ("cdn", "500"): 1.0, ("cma", "200"): 4.0, ("cma", "500"): 2.0}
+
+
+@pytest.mark.parametrize("cma_for_6h", [False, True])
+def test_each_series_is_kept_as_far_back_as_the_rules_reading_it_look(cma_for_6h):
+    """Retention per service: the cdn series stay for the rule looking a day back, the
+    cma series only as far back as the rules reading cma look."""
+    texts = [
+        WEEK_ON_CDN,
+        status_rule("cma-traffic", ["cma"], "30m"),
+        status_rule("per-service", ["cdn", "cma"], "1h", 'group_by = ["service"]'),
+    ]
+    if cma_for_6h:
+        texts.append(status_rule("cma-6h", ["cma"], "6h"))
+    start = T0.replace(hour=0) - timedelta(days=1)
+    minutes = int((T0 + 2 * timedelta(hours=1) - start) / MIN)
+    rows = [
+        row
+        for (service, status), count in COUNTS.items()
+        for row in per_minute(
+            "http-statuses", {"service": service, "status": status}, [count] * minutes, start
+        )
+    ]
+    engine = Engine([rule(text) for text in texts], MemorySource(rows), watch_source=False)
+    for now in (T0, T0 + 10 * MIN, T0 + 90 * MIN):
+        engine.evaluate(now)
+        (history,) = engine.history.values()
+        for read in engine.rules.values():
+            after = (now - lookback(read)).timestamp()
+            wanted = set(read.query.services)
+            for series in history.series:
+                if not wanted or series.labels["service"] in wanted:
+                    assert history.times[series.first] <= after, (read.name, series.labels)
+    values = {(i.rule, i.key): i.state.value for i in engine.all_instances()}
+    assert values[("cma-traffic", ())] == 30 * (4.0 + 2.0)
+    assert values[("per-service", (("service", "cma"),))] == 60 * (4.0 + 2.0)
+    assert values[("per-service", (("service", "cdn"),))] == 60 * (10.0 + 1.0)
+    cma = [s for s in history.series if s.labels["service"] == "cma"]
+    held_back = T0 + 90 * MIN - (timedelta(hours=7) if cma_for_6h else timedelta(hours=2))
+    assert all(history.times[s.first] >= held_back.timestamp() for s in cma)
+
+
+def test_a_rule_looking_further_back_into_a_trimmed_service_fetches_it_anew():
+    start = T0.replace(hour=0) - timedelta(days=1)
+    rows = [
+        row
+        for (service, status), count in COUNTS.items()
+        for row in per_minute(
+            "http-statuses", {"service": service, "status": status}, [count] * 2200, start
+        )
+    ]
+    short = [rule(WEEK_ON_CDN), rule(status_rule("cma-traffic", ["cma"], "30m"))]
+    engine = Engine(short, MemorySource(rows), watch_source=False)
+    engine.evaluate(T0)
+    engine.set_rules([*short, rule(status_rule("cma-6h", ["cma"], "6h"))])
+    engine.evaluate(T0)
+    values = {i.rule: i.state.value for i in engine.all_instances()}
+    assert values["cma-6h"] == 6 * 60 * (4.0 + 2.0)

@@ -35,6 +35,7 @@ from pydantic import SecretStr
 
 from agent.clock import SystemClock
 from agent.collect import build_clients
+from agent.collect.block import samples_of
 from agent.collect.models import AnalyticsQuery, Sample
 from agent.collect.ratelimit import RateLimiter
 from agent.config import ContentstackSettings
@@ -86,9 +87,9 @@ class RecordingSource:
     ) -> dict[DataRequest, list[Sample] | Exception]:
         """The live source's batch, recording each answer before the engine keeps it."""
 
-        def record(request: DataRequest, answer: list[Sample] | Exception) -> Any:
-            if isinstance(answer, list):
-                self.rows[merge_key(request)] = answer
+        def record(request: DataRequest, answer: Sequence[Sample] | Exception) -> Any:
+            if not isinstance(answer, Exception):  # a list, or the client's SampleBlock
+                self.rows[merge_key(request)] = samples_of(answer)
             return on_answer(request, answer) if on_answer else answer
 
         assert isinstance(self.source, LiveSource)

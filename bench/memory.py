@@ -23,7 +23,6 @@ import gc
 import itertools
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from agent.evaluate.sources import LiveSource
 from agent.logs import configure_logging
 from bench.rulemix import write_setup
 from bench.simproc import stack_key
+from bench.usage import own_peak_rss
 
 STATUSES = {"200": 800, "304": 100, "404": 50, "500": 6, "503": 2}
 CACHE = {"HIT": 900, "MISS": 100}
@@ -176,7 +176,7 @@ def main() -> None:
             daemon.beat()
             visit(daemon.api.url)
         gc.collect()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = own_peak_rss()
         steady = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         print(f"{steady} {peak} {len(engine.all_instances())}")
         daemon.stop()

@@ -28,6 +28,7 @@ from typing import Any
 from bench.rulemix import write_setup
 from bench.simproc import SimulatorProcess, peak_rate
 from bench.startup import compile_agent
+from bench.usage import measure
 
 #: the API's rate limit, requests per second
 RATE = 10.0
@@ -47,21 +48,15 @@ def measure_once(config: Path, sim: SimulatorProcess, source: Path = HERE) -> di
     sim.clear()
     started = time.perf_counter()
     command = ["once", "--format", "json", "--config", str(run_config)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", *command],
-        cwd=source,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
+    usage = measure([sys.executable, "-m", "agent.cli", *command], cwd=source, capture=False)
     wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
+    code = usage.exit_code
     if code not in (0, 1):  # 1: a rule could not be evaluated (reported, not a crash)
         raise RuntimeError(f"stackwatch once ({source}) exited with {code}")
     arrivals = sim.arrivals()
     return {
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "peak_rss": usage.ru_maxrss * 1024,
+        "cpu": usage.cpu,
+        "peak_rss": usage.peak_rss,
         "wall": wall,
         "requests": len(arrivals),
         "allowed_wall": 1.5 * len(arrivals) / RATE + 10.0,

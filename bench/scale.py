@@ -21,7 +21,6 @@ import bisect
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ from bench import naive, targets
 from bench.rulemix import write_setup
 from bench.simproc import AUTHTOKEN, ORGANIZATION, Arrival, SimulatorProcess, peak_rate
 from bench.startup import compile_agent, measure_startup
+from bench.usage import measure
 
 #: jobs the naive baseline actually runs per size; its totals are extrapolated from them
 NAIVE_SAMPLE = 40
@@ -222,14 +222,10 @@ def naive_cycle(rules: list[Rule], sim: SimulatorProcess) -> dict[str, Any]:
 
 def child_usage(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """(CPU seconds, peak RSS in bytes, stdout) of a command run to completion."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, output
+    usage = measure(command, env=env)
+    if usage.exit_code != 0:
+        raise RuntimeError(f"{' '.join(command)} exited with {usage.exit_code}")
+    return usage.cpu, usage.peak_rss, usage.output
 
 
 def stackwatch(*args: str) -> list[str]:

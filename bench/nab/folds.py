@@ -138,8 +138,8 @@ class Sweep:
 
     ``gates`` are the settings a fold may choose among: ``exact``, those raising exactly the
     alerts they should on every generated series (none on a clean one, one on time on an
-    anomalous one), and the looser ``quiet``, those raising none on the clean ones; either
-    falls back to every setting when none passes it.
+    anomalous one), and the looser ``quiet``, those raising none on the clean ones. When no
+    setting passes a gate, its folds choose among all (:meth:`choices`).
     """
 
     def __init__(self, rule: Rule, nab_dir: Path, grid: dict[str, tuple[str, ...]]) -> None:
@@ -180,9 +180,8 @@ class Sweep:
             self.clean_alerts[s] = sum(r.false_alerts for r in results if not r.anomaly)
             self.as_expected[s] = sum(r.ok for r in results)
         self.gates = {
-            "exact": [s for s in self.settings if self.as_expected[s] == len(series)]
-            or self.settings,
-            "quiet": [s for s in self.settings if self.clean_alerts[s] == 0] or self.settings,
+            "exact": [s for s in self.settings if self.as_expected[s] == len(series)],
+            "quiet": [s for s in self.settings if self.clean_alerts[s] == 0],
         }
 
     def score(
@@ -190,6 +189,9 @@ class Sweep:
     ) -> FileScore:
         return total(self.scores[setting][profile][k] for k in keys)
 
+    def choices(self, gate: str) -> list[Setting]:
+        return self.gates[gate] or self.settings
+
     def best(self, keys: Sequence[str], gate: str) -> Setting:
         """The setting passing ``gate`` that scores best (standard profile) on ``keys``."""
-        return max(self.gates[gate], key=lambda s: round(self.score(s, keys).normalized, 6))
+        return max(self.choices(gate), key=lambda s: round(self.score(s, keys).normalized, 6))

@@ -200,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         report(rule_path, rule, nab_dir, grid, args.instructions, out)
         out.append("")
     if args.write:
+        command = " ".join(
+            ["python -m bench.nab.validate", *(sys.argv[1:] if argv is None else argv)]
+        )
         RESULTS.write_text(
-            "# NAB generalization check (bench/nab/validate.py)\n\n" + "\n".join(out)
+            f"# NAB generalization check (bench/nab/validate.py)\n\n`{command}`\n\n"
+            + "\n".join(out)
         )
         print(f"\nwrote {RESULTS}")
     return 0

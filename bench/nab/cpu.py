@@ -34,7 +34,14 @@ from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.anomaly.detectors import build_detector
 from agent.evaluate.backtest import read_csv
 from agent.evaluate.rules import Rule
-from bench.nab.folds import Setting, alert_rows, apply, detector_constants, load_rule
+from bench.nab.folds import (
+    Setting,
+    alert_rows,
+    apply,
+    default_grid,
+    detector_constants,
+    load_rule,
+)
 from bench.nab.run import RULE
 from bench.nab.scorer import data_files, default_nab_dir
 
@@ -142,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     nab_dir: Path = args.nab_dir or default_nab_dir()
     rule = load_rule(args.rule)
     setting: Setting = tuple(args.setting)
+    knobs = default_grid(rule.condition.method)  # type: ignore[union-attr]
+    unknown = [name for name, _ in setting if name not in knobs]
+    if unknown:
+        parser.error(f"unknown knob {unknown[0]!r} for this rule; knobs: {', '.join(knobs)}")
     if args.child:
         # Under cachegrind: load everything, then step the detectors (or not).
         tuned = apply(rule, setting)

@@ -1,20 +1,26 @@
 """Does the recommended rule generalize? Cross-validated NAB scores and generated series.
 
-    python bench/nab/validate.py [NAB_DIR] [--rule FILE ...] [--sensitivities 0.5,1,2] [--write]
+    python -m bench.nab.validate [NAB_DIR] [--rule FILE ...] [--grid KNOB=V1,V2 ...]
+                                 [--instructions] [--write]
 
-The rule's one knob, ``sensitivity``, is the only parameter chosen from data, and only on
-training folds, among the grid's settings that raise no alert on any clean generated series
-(bench/nab/synthetic.py; if none does, among all):
+Every knob of the rule that was set by looking at the data is chosen from a small grid
+(bench/nab/folds.py: ``sensitivity``, ``recovery_window`` and, for method extremes, its
+``tolerated`` extremes), only on training folds, and only among the settings that raise no
+alert on any clean generated series and one, on time, on each anomalous one
+(bench/nab/synthetic.py; if none does, among the quiet ones, else among all):
 
-* leave-one-category-out: for each of the four categories, pick the sensitivity that scores
-  best (standard profile) on the other three, then score the held-out category with it;
+* leave-one-category-out: for each of the four categories, pick the setting that scores
+  best (standard profile) on the other three, then score the held-out category with it.
+  Each held-out score is compared with the total all-files score and with the category's
+  in-sample score (the setting chosen on all 36 files);
 * leave-one-file-out: the same with each of the 36 files held out; the held-out files are
   pooled into one score;
-* generated series: at the sensitivity chosen on all 36 files, which alerts each clean and
+* generated series: at the setting chosen on all 36 files, which alerts each clean and
   each anomalous series raises (clean: none; anomalous: one, on time).
 
 Every replay is the path ``stackwatch backtest --csv`` takes (``replay_series`` over the rule
-file's rule). ``--write`` also writes bench/nab/RESULTS.md.
+file's rule), spread over the machine's cores. ``--instructions`` adds the detector's
+instruction count per point (bench/nab/cpu.py). ``--write`` also writes bench/nab/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -24,153 +30,142 @@ import os
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
-from agent.evaluate.anomaly.detectors import build_detector
-from agent.evaluate.backtest import Row, read_csv, replay_series, series_rules
-from agent.evaluate.loader import load_rules
+from agent.evaluate.anomaly import AnomalyCondition
 from agent.evaluate.rules import Rule
+from bench.nab.cpu import INSTRUCTIONS_PER_US, cpu_per_point, instructions_per_point
+from bench.nab.folds import (
+    Setting,
+    Sweep,
+    alert_rows,
+    apply,
+    default_grid,
+    describe,
+    detector_constants,
+    load_rule,
+)
 from bench.nab.run import RULE
-from bench.nab.scorer import (
-    PROFILES,
-    STANDARD,
-    FileScore,
-    data_files,
-    default_nab_dir,
-    file_key,
-    load_windows,
-    probationary_length,
-    score_rows,
-    total,
-    window_rows,
-)
-from bench.nab.synthetic import (
-    Synthetic,
-    SyntheticResult,
-    anomalous_series,
-    clean_series,
-    judge,
-    stress_series,
-)
+from bench.nab.scorer import PROFILES, FileScore, default_nab_dir, probationary_length
+from bench.nab.synthetic import Synthetic, SyntheticResult, judge, stress_series
 
-SENSITIVITIES = (0.5, 0.7, 1.0, 1.4, 2.0)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
-def load_rule(path: Path) -> Rule:
-    rules = series_rules([item.rule for item in load_rules([path])])
-    if len(rules) != 1 or not isinstance(rules[0].condition, AnomalyCondition):
-        raise SystemExit(f"{path}: expected exactly one anomaly rule with metric = 'series'")
-    return rules[0]
-
-
-def with_sensitivity(rule: Rule, sensitivity: float) -> Rule:
-    condition = rule.condition.model_copy(update={"sensitivity": sensitivity})
-    return rule.model_copy(update={"condition": condition})
-
-
-def alert_rows(rule: Rule, rows: Sequence[Row]) -> list[int]:
-    """Rows where the rule's alert goes to firing."""
-    index = {
-        row.at.replace(tzinfo=UTC) if row.at.tzinfo is None else row.at: i
-        for i, row in enumerate(rows)
-    }
-    fired = []
-    for transition in replay_series(rule, rows, series="-"):
-        if transition["state"] == "firing":
-            at = datetime.fromisoformat(transition["at"])
-            fired.append(index[at if at.tzinfo else at.replace(tzinfo=UTC)])
-    return fired
-
-
-def _replay_file(task: tuple[Rule, Path]) -> tuple[list[int], float, int]:
-    rule, path = task
-    rows = read_csv(path)
-    start = time.process_time()
-    fired = alert_rows(rule, rows)
-    return fired, time.process_time() - start, len(rows)
-
-
-def sweep(
-    rule: Rule, nab_dir: Path, sensitivities: Sequence[float]
-) -> tuple[dict[float, dict[str, dict[str, FileScore]]], dict[float, float]]:
-    """Per sensitivity: per profile, per file key, the file's score; and CPU µs per row."""
-    paths = data_files(nab_dir)
-    windows = load_windows(nab_dir)
-    tasks = [(with_sensitivity(rule, s), p) for s in sensitivities for p in paths]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        outcomes = list(pool.map(_replay_file, tasks, chunksize=2))
-    scores: dict[float, dict[str, dict[str, FileScore]]] = {
-        s: {name: {} for name in PROFILES} for s in sensitivities
-    }
-    cpu: dict[float, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    lengths: dict[str, tuple[int, list[tuple[int, int]]]] = {}
-    for path in paths:
-        key = file_key(nab_dir, path)
-        times = [row.at for row in read_csv(path)]
-        lengths[key] = (len(times), window_rows(times, windows[key]))
-    for (tuned, path), (fired, seconds, rows) in zip(tasks, outcomes, strict=True):
-        key = file_key(nab_dir, path)
-        s = tuned.condition.sensitivity  # type: ignore[union-attr]
-        n, spans = lengths[key]
-        for name, profile in PROFILES.items():
-            scores[s][name][key] = score_rows(n, spans, fired, profile)
-        cpu[s][0] += seconds
-        cpu[s][1] += rows
-    return scores, {s: 1e6 * c / r for s, (c, r) in cpu.items()}
 
 
 def category(key: str) -> str:
     return key.split("/")[0]
 
 
-def best_sensitivity(
-    per_file: dict[float, dict[str, FileScore]], keys: Sequence[str], allowed: Sequence[float]
-) -> float:
-    """The allowed sensitivity scoring best on ``keys``; ties go to the lowest."""
-    return max(
-        sorted(allowed), key=lambda s: round(total(per_file[s][k] for k in keys).normalized, 6)
-    )
-
-
-def detector_cpu(rule: Rule, nab_dir: Path) -> tuple[float, float]:
-    """µs per point of the tracker (detector, filters, windows) and of its detector alone."""
-    condition = rule.condition
-    assert isinstance(condition, AnomalyCondition)
-    tracked, detected, points = 0.0, 0.0, 0
-    for path in data_files(nab_dir):
-        rows = [(r.at.replace(tzinfo=UTC), r.value) for r in read_csv(path)]
-        tracker = AnomalyTracker(condition)
-        start = time.process_time()
-        for at, value in rows:
-            tracker.observe(at, value)
-        tracked += time.process_time() - start
-        detector = build_detector(condition)
-        start = time.process_time()
-        for at, value in rows:
-            detector.step(at, value)
-        detected += time.process_time() - start
-        points += len(rows)
-    return 1e6 * tracked / points, 1e6 * detected / points
-
-
-def synthetic(rule: Rule, generated: Sequence[Synthetic] = ()) -> list[SyntheticResult]:
-    condition = rule.condition
+def synthetic(rule: Rule, setting: Setting, generated: list[Synthetic]) -> list[SyntheticResult]:
+    tuned = apply(rule, setting)
+    condition = tuned.condition
     assert isinstance(condition, AnomalyCondition)
     results = []
-    for series in generated or [*clean_series(), *anomalous_series()]:
-        rows = series.rows()
-        learning = max(condition.warmup, probationary_length(len(rows)))
-        results.append(judge(series, alert_rows(rule, rows), learning))
+    with detector_constants(condition.method, setting):
+        for series in generated:
+            rows = series.rows()
+            learning = max(condition.warmup, probationary_length(len(rows)))
+            results.append(judge(series, alert_rows(tuned, rows), learning))
     return results
+
+
+def parse_grid(text: str) -> tuple[str, tuple[str, ...]]:
+    name, _, values = text.partition("=")
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected KNOB=V1,V2,..., got {text!r}")
+    return name, tuple(values.split(","))
+
+
+def cross_validate(sweep: Sweep, gate: str, say: Callable[..., None]) -> Setting:
+    """Leave-one-category-out and leave-one-file-out with the folds choosing within ``gate``.
+
+    Returns the setting chosen on all files.
+    """
+    keys = sweep.keys
+    categories = sorted({category(k) for k in keys})
+    level = "##" if gate == "exact" else "####"
+    chosen = sweep.best(keys, gate)
+    all_score = sweep.score(chosen, keys)
+    say()
+    say(
+        f"chosen on all files: {describe(chosen)}: standard {all_score.normalized:.2f} "
+        f"(hit {all_score.windows_hit}, missed {all_score.windows_missed}, "
+        f"false {all_score.false_alerts})"
+    )
+
+    say()
+    say(f"{level} Leave one category out (every knob chosen on the other three)")
+    say()
+    say(
+        "| held-out category | files | chosen on the other three | held-out score "
+        "| in-sample (all-files choice) | gap to in-sample | gap to all-files total |"
+    )
+    say("|---|---|---|---|---|---|---|")
+    held_scores, in_gaps = [], []
+    for held in categories:
+        train = [k for k in keys if category(k) != held]
+        test = [k for k in keys if category(k) == held]
+        s = sweep.best(train, gate)
+        part = sweep.score(s, test).normalized
+        fitted = sweep.score(chosen, test).normalized
+        held_scores.append(part)
+        in_gaps.append(part - fitted)
+        say(
+            f"| {held} | {len(test)} | {describe(s)} | {part:.2f} | {fitted:.2f} | "
+            f"{part - fitted:+.2f} | {part - all_score.normalized:+.2f} |"
+        )
+    say()
+    say(
+        f"held-out categories: mean {statistics.mean(held_scores):.2f}, "
+        f"min {min(held_scores):.2f}, max {max(held_scores):.2f}, "
+        f"spread {max(held_scores) - min(held_scores):.2f}; gap to in-sample: mean "
+        f"{statistics.mean(in_gaps):+.2f}, worst {min(in_gaps):+.2f}; largest gap to the "
+        f"all-files total {max(abs(h - all_score.normalized) for h in held_scores):.2f}"
+    )
+
+    say()
+    say(f"{level} Leave one file out (every knob chosen on the other 35)")
+    say()
+    pooled = FileScore()
+    by_category: dict[str, FileScore] = {c: FileScore() for c in categories}
+    choices: Counter[Setting] = Counter()
+    per_file = []
+    for held in keys:
+        s = sweep.best([k for k in keys if k != held], gate)
+        choices[s] += 1
+        score = sweep.scores[s]["standard"][held]
+        pooled = pooled + score
+        by_category[category(held)] = by_category[category(held)] + score
+        per_file.append(score.normalized)
+    say(
+        f"pooled held-out score {pooled.normalized:.2f} (hit {pooled.windows_hit}, missed "
+        f"{pooled.windows_missed}, false {pooled.false_alerts}); gap to in-sample "
+        f"{pooled.normalized - all_score.normalized:+.2f}"
+    )
+    say()
+    members = {c: [k for k in keys if category(k) == c] for c in categories}
+    say(
+        "pooled per category: "
+        + "; ".join(
+            f"{c} {by_category[c].normalized:.2f} "
+            f"(in-sample {sweep.score(chosen, members[c]).normalized:.2f})"
+            for c in categories
+        )
+    )
+    say()
+    say("chosen settings: " + "; ".join(f"{describe(s)} ×{n}" for s, n in choices.most_common()))
+    quartiles = statistics.quantiles(per_file, n=4)
+    say()
+    say(
+        f"per held-out file: median {statistics.median(per_file):.2f}, quartiles "
+        f"{quartiles[0]:.2f}–{quartiles[2]:.2f}, min {min(per_file):.2f}"
+    )
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,10 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--write", action="store_true", help=f"write {RESULTS}")
     parser.add_argument(
-        "--sensitivities",
-        type=lambda text: tuple(float(x) for x in text.split(",")),
-        default=SENSITIVITIES,
-        help="comma-separated grid the folds choose from",
+        "--grid",
+        type=parse_grid,
+        action="append",
+        default=[],
+        help="KNOB=V1,V2,... replaces that knob's default values (repeatable)",
+    )
+    parser.add_argument(
+        "--instructions", action="store_true", help="count the detector's instructions"
     )
     args = parser.parse_args(argv)
     nab_dir: Path = args.nab_dir or default_nab_dir()
@@ -192,117 +191,96 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no NAB data folder at {nab_dir}")
     out: list[str] = []
     for rule_path in args.rule or [RULE]:
-        report(rule_path, nab_dir, args.sensitivities, out)
+        rule = load_rule(rule_path)
+        grid = default_grid(rule.condition.method)  # type: ignore[union-attr]
+        for name, values in args.grid:
+            if name not in grid:
+                parser.error(f"unknown knob {name!r} for this rule; knobs: {', '.join(grid)}")
+            grid[name] = values
+        report(rule_path, rule, nab_dir, grid, args.instructions, out)
         out.append("")
     if args.write:
+        command = " ".join(
+            ["python -m bench.nab.validate", *(sys.argv[1:] if argv is None else argv)]
+        )
         RESULTS.write_text(
-            "# NAB generalization check (bench/nab/validate.py)\n\n" + "\n".join(out)
+            f"# NAB generalization check (bench/nab/validate.py)\n\n`{command}`\n\n"
+            + "\n".join(out)
         )
         print(f"\nwrote {RESULTS}")
     return 0
 
 
-def report(rule_path: Path, nab_dir: Path, grid: tuple[float, ...], out: list[str]) -> None:
-    """Sweep, folds, profiles, generated series and CPU of one rule file, as Markdown."""
-    rule = load_rule(rule_path)
+def report(
+    rule_path: Path,
+    rule: Rule,
+    nab_dir: Path,
+    grid: dict[str, tuple[str, ...]],
+    instructions: bool,
+    out: list[str],
+) -> None:
+    """Grid, folds, profiles, generated series and CPU of one rule file, as Markdown."""
 
     def say(line: str = "") -> None:
         print(line)
         out.append(line)
 
-    scores, cpu = sweep(rule, nab_dir, grid)
-
-    generated = {s: synthetic(with_sensitivity(rule, s)) for s in grid}
-    clean_alerts = {s: sum(r.false_alerts for r in generated[s] if not r.anomaly) for s in grid}
-    # The folds choose only among settings that stay quiet on every clean generated series.
-    allowed = [s for s in grid if clean_alerts[s] == 0] or list(grid)
-    standard = {s: scores[s][STANDARD.name] for s in grid}
-    keys = sorted(next(iter(standard.values())))
-    categories = sorted({category(k) for k in keys})
-
+    started = time.monotonic()
+    sweep = Sweep(rule, nab_dir, grid)
+    keys = sweep.keys
     say(f"# `{rule_path}`")
     say()
     say(
         f"rule `{rule_path.name}` (method {rule.condition.method}), "  # type: ignore[union-attr]
-        f"{len(keys)} files, sensitivities {', '.join(map(str, grid))}"
+        f"{len(keys)} files; grid: "
+        + "; ".join(f"{name} {', '.join(values)}" for name, values in grid.items())
+        + f" ({len(sweep.settings)} settings, {len(sweep.gates['exact'])} of them raising "
+        "exactly the alerts they should on every generated series"
+        + ("" if sweep.gates["exact"] else ", so the folds choose among all")
+        + ")"
     )
-    say()
-    say("## Sensitivity sweep (all files, standard profile)")
-    say()
-    say("| sensitivity | score | hit | missed | false | low-FP | low-FN | clean-series alerts |")
-    say("|---|---|---|---|---|---|---|---|")
-    for s in grid:
-        t = total(standard[s].values())
-        fp = total(scores[s]["reward_low_FP_rate"].values()).normalized
-        fn = total(scores[s]["reward_low_FN_rate"].values()).normalized
-        say(
-            f"| {s} | {t.normalized:.2f} | {t.windows_hit} | {t.windows_missed} | "
-            f"{t.false_alerts} | {fp:.2f} | {fn:.2f} | {clean_alerts[s]} |"
+
+    def row(s: Setting) -> str:
+        t = sweep.score(s, keys)
+        fp = sweep.score(s, keys, "reward_low_FP_rate").normalized
+        fn = sweep.score(s, keys, "reward_low_FN_rate").normalized
+        return (
+            f"| {describe(s)} | {t.normalized:.2f} | {t.windows_hit} | {t.windows_missed} | "
+            f"{t.false_alerts} | {fp:.2f} | {fn:.2f} | {sweep.clean_alerts[s]} | "
+            f"{sweep.as_expected[s]} |"
         )
 
-    chosen = best_sensitivity(standard, keys, allowed)
-    all_score = total(standard[chosen].values())
     say()
-    say(f"chosen on all files: sensitivity {chosen}, standard {all_score.normalized:.2f}")
-    say()
-    say("## Leave one category out (sensitivity chosen on the other three)")
-    say()
-    say("| held-out category | files | chosen | held-out score | all-files fit on it | gap |")
-    say("|---|---|---|---|---|---|")
-    held_scores = []
-    for held in categories:
-        train = [k for k in keys if category(k) != held]
-        test = [k for k in keys if category(k) == held]
-        s = best_sensitivity(standard, train, allowed)
-        part = total(standard[s][k] for k in test).normalized
-        fitted = total(standard[chosen][k] for k in test).normalized
-        held_scores.append(part)
-        say(
-            f"| {held} | {len(test)} | {s} | {part:.2f} | {fitted:.2f} | "
-            f"{part - all_score.normalized:+.2f} |"
-        )
+    say("## Best settings on all files (standard profile) among those the folds choose from")
     say()
     say(
-        f"held-out categories: mean {statistics.mean(held_scores):.2f}, "
-        f"min {min(held_scores):.2f}, max {max(held_scores):.2f}, "
-        f"spread {max(held_scores) - min(held_scores):.2f}, "
-        f"largest gap to all-files {max(abs(h - all_score.normalized) for h in held_scores):.2f}"
+        "| setting | score | hit | missed | false | low-FP | low-FN | clean-series alerts "
+        "| generated series as expected |"
     )
+    say("|---|---|---|---|---|---|---|---|---|")
+    ranked = sorted(sweep.choices("exact"), key=lambda s: -sweep.score(s, keys).normalized)
+    for s in ranked[:8]:
+        say(row(s))
+    chosen = cross_validate(sweep, "exact", say)
+    say()
+    say(
+        "### The same folds choosing among the settings merely quiet on the clean series "
+        f"({len(sweep.gates['quiet'])} settings{'' if sweep.gates['quiet'] else ': none, so all'})"
+    )
+    cross_validate(sweep, "quiet", say)
 
     say()
-    say("## Leave one file out (sensitivity chosen on the other 35)")
-    say()
-    pooled = FileScore()
-    choices: dict[float, int] = defaultdict(int)
-    per_file = []
-    for held in keys:
-        s = best_sensitivity(standard, [k for k in keys if k != held], allowed)
-        choices[s] += 1
-        pooled = pooled + standard[s][held]
-        per_file.append(standard[s][held].normalized)
-    say(
-        f"pooled held-out score {pooled.normalized:.2f} (hit {pooled.windows_hit}, missed "
-        f"{pooled.windows_missed}, false {pooled.false_alerts}); chosen sensitivities "
-        + ", ".join(f"{s}×{n}" for s, n in sorted(choices.items()))
-    )
-    quartiles = statistics.quantiles(per_file, n=4)
-    say(
-        f"per held-out file: median {statistics.median(per_file):.2f}, quartiles "
-        f"{quartiles[0]:.2f}–{quartiles[2]:.2f}, min {min(per_file):.2f}"
-    )
-
-    say()
-    say(f"## Profiles at sensitivity {chosen} (all files)")
+    say(f"## Profiles at {describe(chosen)} (all files)")
     say()
     for name in PROFILES:
-        say(f"- {name}: {total(scores[chosen][name].values()).normalized:.2f}")
+        say(f"- {name}: {sweep.score(chosen, keys, name).normalized:.2f}")
 
     say()
-    say(f"## Generated series at sensitivity {chosen}")
+    say(f"## Generated series at {describe(chosen)}")
     say()
     say("| series | anomaly | alert on time | false alerts | ok |")
     say("|---|---|---|---|---|")
-    results = generated[chosen]
+    results = sweep.generated[chosen]
     for r in results:
         say(
             f"| {r.name} | {'yes' if r.anomaly else 'no'} | "
@@ -311,30 +289,39 @@ def report(rule_path: Path, nab_dir: Path, grid: tuple[float, ...], out: list[st
         )
     say()
     say(
-        f"alerts on clean series: {clean_alerts[chosen]}; "
+        f"alerts on clean series: {sum(r.false_alerts for r in results if not r.anomaly)}; "
         f"{sum(r.ok for r in results)}/{len(results)} series as expected"
     )
     say()
     say(
-        f"Stress series (clean, reported, not gated), alerts at sensitivity {chosen}: "
-        + "; ".join(
-            f"{r.name} {r.false_alerts}"
-            for r in synthetic(with_sensitivity(rule, chosen), stress_series())
-        )
+        "Stress series (clean, reported, not gated), alerts: "
+        + "; ".join(f"{r.name} {r.false_alerts}" for r in synthetic(rule, chosen, stress_series()))
     )
+    minutes = (time.monotonic() - started) / 60
 
     say()
-    say("## CPU per point")
+    say(f"## CPU per point at {describe(chosen)}")
     say()
+    cpu = cpu_per_point(rule, chosen, nab_dir)
     say(
-        f"- whole replay (rule engine state machine + tracker), sensitivity {chosen}: "
-        f"{cpu[chosen]:.1f} µs"
+        f"- CPU time, median of 5 runs: whole replay (rule engine state machine + tracker) "
+        f"{cpu['replay']:.1f} µs, tracker (detector, filters, windows) {cpu['tracker']:.1f} µs, "
+        f"detector alone (its step) {cpu['detector']:.1f} µs"
     )
-    tracked, detected = detector_cpu(with_sensitivity(rule, chosen), nab_dir)
-    say(f"- tracker alone (detector, filters, windows): {tracked:.1f} µs")
-    say(f"- detector alone (its step): {detected:.1f} µs")
-    # CPU time per point grows with the machine's load (shared caches, frequency): say it.
-    say(f"- load average (1 min) when measured: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    # CPU time per point grows with the machine's load (shared caches, cores): say it.
+    say(
+        f"- load average (1 min) when measured: {cpu['load_before']:.1f} before, "
+        f"{cpu['load_after']:.1f} after, on {os.cpu_count()} cores"
+    )
+    if instructions:
+        count = instructions_per_point(rule_path, chosen, nab_dir)
+        if count is not None:
+            say(
+                f"- detector's instructions (cachegrind, independent of load): {count:,.0f} "
+                f"per point = {count / INSTRUCTIONS_PER_US:.1f} µs at the "
+                f"{INSTRUCTIONS_PER_US:,} instructions/µs measured on the quiet machine"
+            )
+    say(f"- validation run time (grid, folds, generated series): {minutes:.1f} min")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_waiting_rank)  # stable: the collection order within each rank
 
 
+@pytest.fixture(autouse=True)
+def _every_apprise_plugin() -> Iterator[None]:
+    """A daemon run in a test's process keeps only the Apprise plugins its channels use
+    (``plugins.keep_used_only``): the next test has them all again."""
+    yield
+    plugins = sys.modules.get("agent.notify.plugins")
+    if plugins is not None and plugins._used is not None:
+        plugins._used = None
+        plugins.building(None)
+
+
 @dataclass
 class Received:
     path: str

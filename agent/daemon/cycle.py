@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from agent.daemon import persistence
+from agent.daemon import heap, persistence
 from agent.daemon.transitions import (
     CONFIG_FINGERPRINT,
     config_transition,
@@ -56,6 +56,7 @@ def evaluate(
         )
         persistence.save(conn, instances, pipeline.rule_hashes, now)
         persistence.record_samples(conn, instances)
+    heap.trim()  # (the pages of what the cycle read and wrote, freed now)
     return report, counts
 
 

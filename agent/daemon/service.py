@@ -113,6 +113,7 @@ class Daemon:
             self.scheduler, self.pipeline.engine, self.run_group, first_runs_at_rate=rate
         )
         self.scheduler.add_beat(self.settings.agent.notify_interval, self.beat)
+        heap.settle()  # before any cycle: what is in flight when it freezes would stay
         self.scheduler.start()
         agent = self.settings.agent
         token = security.daemon_token(agent.api_token, self.store.path.parent)
@@ -134,7 +135,6 @@ class Daemon:
         self.metrics.ready.set(1)
         log.info("daemon_ready")
         systemd.notify("READY=1\nSTATUS=evaluating rules")
-        heap.settle()  # (after READY: a full collection takes a few tenths of a second)
         self._channels.start(self.notifier, self._request_stop)
 
     def _request_stop(self) -> None:

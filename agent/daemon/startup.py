@@ -44,6 +44,9 @@ class ChannelLoader:
 
     def start(self, notifier: Notifier, stop: Callable[[], None]) -> None:
         def load() -> None:
+            from agent.notify import plugins
+
+            plugins.keep_used_only()  # (a daemon sends through a few of Apprise's plugins)
             try:
                 notifier.channels.load()
             except ConfigError as error:

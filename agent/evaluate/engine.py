@@ -140,8 +140,13 @@ class Engine:
         self._anomaly = {
             rule.name: isinstance(rule.condition, AnomalyCondition) for rule in self.rules.values()
         }
-        #: rule name → the merge keys of what it reads (the daemon groups rules by them)
-        self.query_keys = {rule.name: query_keys(rule) for rule in self.rules.values()}
+        #: rule name → the merge keys of what it reads (the daemon groups rules by them);
+        #: a thousand rules share a few dozen keys: each is kept once
+        known: dict[tuple[object, ...], tuple[object, ...]] = {}
+        self.query_keys = {
+            rule.name: [known.setdefault(key, key) for key in query_keys(rule)]
+            for rule in self.rules.values()
+        }
         retention = retentions(self.rules.values(), self.query_keys)
         with self.history_lock:
             # columns trimmed to a shorter look-back than the new rules' are fetched anew

@@ -34,6 +34,8 @@ _DETAIL_NAMES = (
 #: the template variables of ``_DETAIL_NAMES`` where a judgement has no details
 _NO_DETAIL_VALUES = dict.fromkeys(_DETAIL_NAMES)
 
+#: the annotations of an instance that has none yet (shared: nobody changes it)
+_NO_ANNOTATIONS: dict[str, str] = {}
 #: what a rule's ``on_nodata`` makes of no data (otherwise: the nodata state)
 _NODATA_AS = {"ok": Verdict.CLEARED, "alerting": Verdict.BREACHED}
 
@@ -77,7 +79,8 @@ class Instance:
         self.fingerprint = fingerprint
         self.state = state or InstanceState()
         self.tracker = tracker
-        self.annotations = annotations if annotations is not None else {}
+        # (replaced, never changed in place: most instances never get any)
+        self.annotations = annotations if annotations is not None else _NO_ANNOTATIONS
 
     @property
     def state(self) -> InstanceState:

@@ -42,7 +42,7 @@ class Channel:
             register_secret(url)
             for piece in _secret_pieces(url):
                 register_secret(piece)
-            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            scheme = _scheme(url)
             kind = config.template or template_kind(scheme)
             self.destinations.append(
                 Destination(
@@ -87,6 +87,10 @@ class Channel:
         problems = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR")]
         detail = problems[-1] if problems else "delivery failed"
         return SendResult(False, redact(f"{destination.display}: {detail}"))
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
 def _urls_from_config_files(paths: list[Path], asset: apprise.AppriseAsset) -> list[str]:
@@ -189,10 +193,15 @@ class ChannelRegistry:
                 )
             else:
                 self.asset = apprise.AppriseAsset()
+            schemes = None
+            if not any(config.config_files for config in self._configs):
+                schemes = {_scheme(u.get_secret_value()) for c in self._configs for u in c.urls}
+            plugins.building(schemes)
             try:
                 channels = {config.name: Channel(config, self.asset) for config in self._configs}
             except ValueError as error:
                 raise ConfigError([str(error)]) from None
+            plugins.built(d.scheme for c in channels.values() for d in c.destinations)
             self._channels = channels
 
     @property

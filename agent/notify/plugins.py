@@ -1,20 +1,26 @@
 """Apprise custom notifications registered by Stackwatch: ``console://``, ``pdevents://``
 and ``alertmanager(s)://`` (``agent.notify.alertmanager``).
 
-Importing this module registers them with Apprise (once per process).
+Importing this module registers them with Apprise (once per process). It also keeps a
+daemon's Apprise small (``keep_used_only``).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import logging
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from apprise.decorators import notify
+from apprise.manager_plugins import NotificationManager
+from apprise.utils.parse import parse_list
 
 from agent.notify import alertmanager
 from agent.redact import redact, register_secret
@@ -140,3 +146,74 @@ notify(on="alertmanager", name="Prometheus Alertmanager (Stackwatch)")(alertmana
 notify(on="alertmanagers", name="Prometheus Alertmanager over TLS (Stackwatch)")(
     alertmanager.post_alerts
 )
+
+
+# -- what a daemon keeps of Apprise ----------------------------------------------------------
+
+_kept_lock = threading.Lock()
+#: the schemes the channels loaded in this process send with (None: everything is kept)
+_used: set[str] | None = None
+#: whether plugins were unloaded (and are loaded again before channels are next built)
+_shed = False
+
+
+def keep_used_only() -> None:
+    """Apprise imports all of its ~190 plugins on first use, several MB that stay in a
+    daemon however few it sends through: from now on, the plugins no channel loaded in
+    this process uses are unloaded once channels are built (``built``)."""
+    global _used
+    with _kept_lock:
+        if _used is None:
+            _used = set()
+
+
+def building(schemes: Iterable[str] | None) -> None:
+    """Before channels are built (``schemes``: their URLs' schemes, None when some come
+    from Apprise config files): plugins unloaded earlier are loaded again if one may be
+    needed, as every URL is judged by its plugin."""
+    global _shed
+    manager = NotificationManager()
+    with _kept_lock:
+        if not _shed or (schemes is not None and all(s in manager for s in schemes)):
+            return
+        quiet = logging.getLogger("apprise")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # (it warns of each plugin it holds already)
+        try:
+            manager.load_modules(force=True)
+        finally:
+            quiet.setLevel(level)
+        _shed = False
+
+
+def built(schemes: Iterable[str]) -> None:
+    """Channels sending with ``schemes`` are built: under ``keep_used_only``, Apprise's
+    own plugins for other schemes (of any channel loaded in this process) are unloaded
+    with their modules."""
+    global _shed
+    manager = NotificationManager()
+    with _kept_lock:
+        if _used is None:
+            return
+        _used.update(s.lower() for s in schemes)
+        unused: dict[str, list[str]] = {}  # package of plugins → a scheme of each
+        kept: set[str] = set()
+        for plugin in list(manager.plugins()):
+            package = ".".join(plugin.__module__.split(".")[:3])
+            if not package.startswith("apprise.plugins."):
+                continue  # (ours, and any an operator added)
+            names = parse_list(plugin.secure_protocol, plugin.protocol)
+            if _used.intersection(names) or not names:
+                kept.add(package)
+            else:
+                unused.setdefault(package, []).append(names[0])
+        plugins_package = sys.modules["apprise.plugins"]
+        for package, names in unused.items():
+            if package in kept:
+                continue
+            manager.remove(*names)
+            for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+                del sys.modules[module]
+            vars(plugins_package).pop(package.rsplit(".", 1)[1], None)
+            _shed = True
+    gc.collect()  # (a module and its classes are cyclic garbage)

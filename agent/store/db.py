@@ -82,6 +82,10 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            # SQLite's default keeps up to 2 MB of pages per connection, and a daemon has
+            # one per thread that writes: a few hundred KB each do (the file's pages stay
+            # in the OS's cache)
+            conn.execute("PRAGMA cache_size=-256")
             self._local.conn = conn
             with self._all_lock:
                 # threads that ended (an HTTP request's) leave theirs: close them now

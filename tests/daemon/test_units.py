@@ -540,3 +540,25 @@ def test_the_allocator_is_tuned_where_it_is_glibcs() -> None:
     from agent.daemon import heap
 
     assert heap.limit_fragmentation() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_trim_gives_the_pages_freed_amid_the_heap_back() -> None:
+    import os
+    import platform
+
+    from agent.daemon import heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+
+    def resident() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    heap.trim()
+    blocks = [bytearray(4000) for _ in range(10_000)]  # 40 MB of the heap, not mapped apart
+    pinned = bytearray(4000)  # (above them: the heap's top cannot shrink past it)
+    del blocks
+    before = resident()
+    heap.trim()
+    assert before - resident() > 20 * 2**20
+    del pinned

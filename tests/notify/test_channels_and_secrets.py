@@ -117,3 +117,34 @@ def test_invalid_url_is_reported_without_its_value(make_notifier):
     with pytest.raises(ConfigError) as error:
         make_notifier({"channels": [{"name": "bad", "urls": [f"nosuchscheme://{SECRET}"]}]})
     assert SECRET not in str(error.value) and "URL #1" in str(error.value)
+
+
+def test_a_daemon_keeps_only_the_apprise_plugins_its_channels_use(
+    make_notifier, alerts, http_receiver
+):
+    import sys
+
+    from agent.notify import plugins
+
+    plugins.keep_used_only()  # (the conftest gives the next test every plugin again)
+    hooks = make_notifier(
+        {
+            "channels": [{"name": "hook", "urls": [json_url(http_receiver)]}],
+            "route": {"channels": ["hook"], "group_wait": "0s"},
+        }
+    )
+    assert "apprise.plugins.discord" not in sys.modules
+    assert "apprise.plugins.email" not in sys.modules
+    # a reloaded config may name any other scheme: its URLs are judged as before
+    mail = make_notifier(
+        {"channels": [{"name": "mail", "urls": ["mailtos://u:p@mail.example.com"]}]},
+        db="other.db",
+    )
+    assert mail.channels.get("mail") is not None
+    assert "apprise.plugins.email" in sys.modules
+    assert "apprise.plugins.discord" not in sys.modules
+    # and what the first channels send with stayed
+    hooks.submit([alerts.t("HighErrors", "firing", stack="prod")])
+    hooks.tick()
+    assert hooks.deliver().delivered == 1
+    assert [r.path for r in http_receiver.requests] == ["/hook"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import apprise.plugins.opsgenie as opsgenie_plugin
+import importlib
 
 from .conftest import json_url
 
@@ -63,6 +63,8 @@ def test_opsgenie_resolve_closes_the_alert_by_alias(
     make_notifier, alerts, clock, http_receiver, monkeypatch
 ):
     base = f"http://{http_receiver.url}/v2/alerts"
+    # (looked up now: a daemon's channel loading in this process may have loaded it anew)
+    opsgenie_plugin = importlib.import_module("apprise.plugins.opsgenie")
     monkeypatch.setitem(opsgenie_plugin.OPSGENIE_API_LOOKUP, "us", base)
     http_receiver.respond = lambda item: (202, {"requestId": f"req-{len(http_receiver.requests)}"})
     notifier = make_notifier(

@@ -38,8 +38,6 @@ log = structlog.get_logger("agent.daemon")
 PRUNE_EVERY = timedelta(hours=1)
 #: a beat older than this (wall seconds) means the daemon is stuck: no watchdog ping.
 BEAT_STALE = 120.0
-#: settings a reload cannot apply to a running daemon.
-RESTART_SETTINGS = ("state_path", "http_bind", "http_port", "clock_speed", "clock_origin")
 
 
 class Daemon:
@@ -221,15 +219,15 @@ class Daemon:
         removed, changed = cycle.retire_replaced(pipeline, old, before, self.store, now)
         startup.schedule(self.scheduler, pipeline.engine, self.run_group)
         self._reached = {}
-        heap.settle()
         configure_logging(settings.agent.log_level)
         cycle.resolve_config_alert(pipeline, self.store, self.notifier, self.clock.now())
         detail: dict[str, Any] = {"rules": len(hashes), "removed": removed, "changed": changed}
         with self.store.tx() as conn:
             persistence.audit(conn, now, "signal", "reload", None, detail)
         self.metrics.reloads.labels("ok").inc()
-        agent, was = settings.agent, old.settings.agent
-        restart = [key for key in RESTART_SETTINGS if getattr(agent, key) != getattr(was, key)]
+        restart = startup.needs_restart(settings, old.settings)
+        del old, before  # garbage now: frozen by the settle, it would be kept for good
+        heap.settle()
         if restart:
             log.warning("reload_needs_restart", settings=restart)
         log.info("reload_ok", rules=len(hashes), removed=removed, changed=changed)

@@ -1,5 +1,6 @@
 """What start-up arranges besides the daemon's own state: the rule jobs and their first
-runs, and the notification channels, loaded once the daemon serves."""
+runs, the notification channels, loaded once the daemon serves, and which settings only
+start-up applies."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ from collections.abc import Callable
 
 import structlog
 
-from agent.config import ConfigError
+from agent.config import ConfigError, Settings
 from agent.daemon.grouping import RuleGroup, first_run_delays, group_rules
 from agent.daemon.scheduler import EvaluationScheduler
 from agent.evaluate.engine import Engine
 from agent.notify import Notifier
 
 log = structlog.get_logger("agent.daemon")
+
+
+#: settings only start-up applies: a reload cannot change them in a running daemon
+RESTART_SETTINGS = ("state_path", "http_bind", "http_port", "clock_speed", "clock_origin")
+
+
+def needs_restart(settings: Settings, running: Settings) -> list[str]:
+    """The settings that differ from the running ones but take a restart to apply."""
+    new, was = settings.agent, running.agent
+    return [key for key in RESTART_SETTINGS if getattr(new, key) != getattr(was, key)]
 
 
 def schedule(

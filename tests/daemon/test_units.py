@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import tomllib
 import urllib.error
 import urllib.request
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -349,6 +351,28 @@ def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
         meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
         assert meta[0].state == "resolved"
     finally:
+        daemon.pipeline.close()
+        daemon.store.close()
+
+
+def test_the_pipeline_a_reload_replaced_is_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the reload settles the heap (gc.freeze): the old pipeline must be garbage by then,
+    # or its cycles stay in the frozen generation for good
+    monkeypatch.setattr(service_module, "configure_logging", lambda *a, **k: None)
+    config = _daemon_config(tmp_path)
+    daemon = Daemon(load_settings(config), config)
+    try:
+        replaced = weakref.ref(daemon.pipeline)
+        (tmp_path / "rules" / "b.toml").write_text(
+            ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
+        )
+        assert daemon.reload() is True
+        gc.collect()
+        assert replaced() is None
+    finally:
+        gc.unfreeze()
         daemon.pipeline.close()
         daemon.store.close()
 

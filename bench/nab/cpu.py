@@ -32,7 +32,7 @@ if __package__ in (None, ""):
 
 from agent.evaluate.anomaly import AnomalyCondition, AnomalyTracker
 from agent.evaluate.anomaly.detectors import build_detector
-from agent.evaluate.backtest import read_csv
+from agent.evaluate.backtest import Row, read_csv
 from agent.evaluate.rules import Rule
 from bench.nab.folds import (
     Setting,
@@ -55,8 +55,9 @@ BUDGET_US = 20.0
 Points = list[list[tuple[datetime, float]]]
 
 
-def _points(nab_dir: Path) -> Points:
-    return [[(r.at.replace(tzinfo=UTC), r.value) for r in read_csv(p)] for p in data_files(nab_dir)]
+def _points(csv_rows: Sequence[Sequence[Row]]) -> Points:
+    """Each file's rows as the (time, value) points a detector steps through."""
+    return [[(r.at.replace(tzinfo=UTC), r.value) for r in rows] for rows in csv_rows]
 
 
 def _step_seconds(condition: AnomalyCondition, files: Points) -> float:
@@ -79,7 +80,7 @@ def cpu_per_point(
     assert isinstance(condition, AnomalyCondition)
     paths = data_files(nab_dir)
     csv_rows = [read_csv(p) for p in paths]
-    files = _points(nab_dir)
+    files = _points(csv_rows)
     n = sum(map(len, files))
     runs: dict[str, list[float]] = {"replay": [], "tracker": [], "detector": []}
     before = os.getloadavg()[0]
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Under cachegrind: load everything, then step the detectors (or not).
         tuned = apply(rule, setting)
         assert isinstance(tuned.condition, AnomalyCondition)
-        files = _points(nab_dir)
+        files = _points([read_csv(p) for p in data_files(nab_dir)])
         with detector_constants(tuned.condition.method, setting):
             if args.child == "step":
                 _step_seconds(tuned.condition, files)

@@ -103,66 +103,6 @@ def test_retention_drops_the_buckets_the_rules_no_longer_read():
     assert window.total("count", {}, moment - MIN, moment + 59 * MIN) == 60.0
 
 
-def test_a_cycle_fetches_only_the_days_not_yet_final():
-    text = """
-name = "errors"
-[query]
-metric = "status_codes"
-services = ["cdn"]
-window = "1h"
-[value]
-function = "count"
-[condition]
-type = "change"
-reference = "1d"
-op = ">"
-value = 50
-"""
-    start = T0 - timedelta(days=2)
-    rows = per_minute(
-        "http-statuses", {"status": "200", "service": "cdn"}, [3.0] * 4000, start=start
-    )
-    source = CountingSource(MemorySource(rows))
-    engine = Engine([rule(text)], source, watch_source=False)
-    engine.evaluate(T0)
-    engine.evaluate(T0 + MIN)
-    first, second = source.requests
-    assert first.start == DAY - timedelta(days=1)
-    assert second.start == DAY  # yesterday was fetched whole after it ended
-    instance = engine.all_instances()[0]
-    assert instance.state.value == 0.0  # the same traffic as a day before
-
-
-def test_a_rule_set_looking_further_back_fetches_the_trimmed_columns_anew():
-    def counting(window: str) -> str:
-        return f"""
-name = "traffic-{window}"
-[query]
-metric = "status_codes"
-services = ["cdn"]
-window = "{window}"
-[value]
-function = "count"
-[condition]
-type = "threshold"
-op = "<"
-value = 1
-"""
-
-    start = T0.replace(hour=0)
-    rows = per_minute(
-        "http-statuses", {"status": "200", "service": "cdn"}, [2.0] * 721, start=start
-    )
-    engine = Engine([rule(counting("1h"))], MemorySource(rows), watch_source=False)
-    engine.evaluate(T0)
-    (history,) = engine.history.values()
-    assert history.times[0] > start.timestamp()  # trimmed to what the 1h rule reads
-    engine.set_rules([rule(counting("6h"))])
-    engine.evaluate(T0)
-    (instance,) = engine.all_instances()
-    assert instance.state.value == 6 * 60 * 2.0
-
-
 def status_rule(name: str, services: list[str], window: str, extra: str = "") -> str:
     listed = ", ".join(f'"{s}"' for s in services)
     return f"""
@@ -195,6 +135,41 @@ reference = "1d"
 op = ">"
 value = 50
 """
+
+
+def test_a_cycle_fetches_only_the_days_not_yet_final():
+    start = T0 - timedelta(days=2)
+    rows = per_minute(
+        "http-statuses", {"status": "200", "service": "cdn"}, [3.0] * 4000, start=start
+    )
+    source = CountingSource(MemorySource(rows))
+    engine = Engine([rule(WEEK_ON_CDN)], source, watch_source=False)
+    engine.evaluate(T0)
+    engine.evaluate(T0 + MIN)
+    first, second = source.requests
+    assert first.start == DAY - timedelta(days=1)
+    assert second.start == DAY  # yesterday was fetched whole after it ended
+    instance = engine.all_instances()[0]
+    assert instance.state.value == 0.0  # the same traffic as a day before
+
+
+def test_a_rule_set_looking_further_back_fetches_the_trimmed_columns_anew():
+    start = T0.replace(hour=0)
+    rows = per_minute(
+        "http-statuses", {"status": "200", "service": "cdn"}, [2.0] * 721, start=start
+    )
+    engine = Engine(
+        [rule(status_rule("traffic-1h", ["cdn"], "1h"))], MemorySource(rows), watch_source=False
+    )
+    engine.evaluate(T0)
+    (history,) = engine.history.values()
+    assert history.times[0] > start.timestamp()  # trimmed to what the 1h rule reads
+    engine.set_rules([rule(status_rule("traffic-6h", ["cdn"], "6h"))])
+    engine.evaluate(T0)
+    (instance,) = engine.all_instances()
+    assert instance.state.value == 6 * 60 * 2.0
+
+
 #: (service, status) → the rows' count every minute
 COUNTS = {("cdn", "200"): 10.0, ("cdn", "500"): 1.0, ("cma", "200"): 4.0, ("cma", "500"): 2.0}
 

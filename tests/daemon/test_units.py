@@ -9,6 +9,7 @@ import tomllib
 import urllib.error
 import urllib.request
 import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -320,61 +321,62 @@ channels = ["hook"]
     return config
 
 
-def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def reloadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+    """A daemon of ``_daemon_config`` (not started) whose config a test changes and
+    reloads; closed afterwards."""
     monkeypatch.setattr(service_module, "configure_logging", lambda *a, **k: None)
     config = _daemon_config(tmp_path)
     daemon = Daemon(load_settings(config), config)
+    try:
+        yield daemon
+    finally:
+        daemon.pipeline.close()
+        daemon.store.close()
+
+
+def test_reload_keeps_running_rules_on_error_and_raises_meta_alert(
+    reloadable: Daemon, tmp_path: Path
+) -> None:
+    daemon = reloadable
     engine = daemon.pipeline.engine
     clients, notifier = daemon.pipeline.clients, daemon.pipeline.notifier
     key = (("stack", WEBSITE),)
     state = InstanceState(AlertState.FIRING, since=NOW, firing_since=NOW, evaluated_at=NOW)
     engine.instances["kept"][key] = Instance("kept", key, {}, "fp", state=state)
-    try:
-        (tmp_path / "rules" / "b.toml").write_text('[[rule]]\nname = "bad"\n')
-        assert daemon.reload() is False
-        assert list(daemon.pipeline.engine.rules) == ["kept"]
-        meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
-        assert meta and meta[0].state == "firing"
+    (tmp_path / "rules" / "b.toml").write_text('[[rule]]\nname = "bad"\n')
+    assert daemon.reload() is False
+    assert list(daemon.pipeline.engine.rules) == ["kept"]
+    meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
+    assert meta and meta[0].state == "firing"
 
-        (tmp_path / "rules" / "b.toml").write_text(
-            ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
-        )
-        assert daemon.reload() is True
-        assert daemon.pipeline.engine is not engine  # the reload swapped in a new pipeline
-        # ... reusing what the unchanged settings had built: connections, the notifier
-        assert daemon.pipeline.clients is clients and daemon.pipeline.notifier is notifier
-        engine = daemon.pipeline.engine
-        assert sorted(engine.rules) == ["added", "kept"]
-        assert engine.instances["kept"][key].state == state  # unchanged rule kept its state
-        meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
-        assert meta[0].state == "resolved"
-    finally:
-        daemon.pipeline.close()
-        daemon.store.close()
+    (tmp_path / "rules" / "b.toml").write_text(
+        ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
+    )
+    assert daemon.reload() is True
+    assert daemon.pipeline.engine is not engine  # the reload swapped in a new pipeline
+    # ... reusing what the unchanged settings had built: connections, the notifier
+    assert daemon.pipeline.clients is clients and daemon.pipeline.notifier is notifier
+    engine = daemon.pipeline.engine
+    assert sorted(engine.rules) == ["added", "kept"]
+    assert engine.instances["kept"][key].state == state  # unchanged rule kept its state
+    meta = [a for a in daemon.notifier.alerts() if a.fingerprint == CONFIG_FINGERPRINT]
+    assert meta[0].state == "resolved"
 
 
-def test_the_pipeline_a_reload_replaced_is_freed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_pipeline_a_reload_replaced_is_freed(reloadable: Daemon, tmp_path: Path) -> None:
     # the reload settles the heap (gc.freeze): the old pipeline must be garbage by then,
     # or its cycles stay in the frozen generation for good
-    monkeypatch.setattr(service_module, "configure_logging", lambda *a, **k: None)
-    config = _daemon_config(tmp_path)
-    daemon = Daemon(load_settings(config), config)
+    replaced = weakref.ref(reloadable.pipeline)
+    (tmp_path / "rules" / "b.toml").write_text(
+        ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
+    )
     try:
-        replaced = weakref.ref(daemon.pipeline)
-        (tmp_path / "rules" / "b.toml").write_text(
-            ratio_rule("added", stack="Website", above=0.1, clear_below=0.05)
-        )
-        assert daemon.reload() is True
+        assert reloadable.reload() is True
         gc.collect()
         assert replaced() is None
     finally:
         gc.unfreeze()
-        daemon.pipeline.close()
-        daemon.store.close()
 
 
 # -- HTTP API ---------------------------------------------------------------------------

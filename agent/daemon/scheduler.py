@@ -73,6 +73,9 @@ class EvaluationScheduler:
         self._beat: Callable[[], None] | None = None
         #: set by ``wake_beat``; a beat that ends with it set runs again at once
         self._woken = threading.Event()
+        #: makes "read ``_woken``, schedule the next beat" one step against a wake: else
+        #: a beat ending as a wake arrives could replace the wake's run with its later one
+        self._beat_lock = threading.Lock()
         #: the rule jobs of start-up that have not run yet, and since when they wait
         self._first_runs: set[str] = set()
         self._first_runs_since = 0.0
@@ -121,10 +124,11 @@ class EvaluationScheduler:
             try:
                 run()
             finally:
-                if self._scheduler.running:
-                    # woken while it ran: what was queued meanwhile leaves at once
-                    delay = 0.0 if self._woken.is_set() else seconds
-                    self._schedule_beat(beat_then_schedule_next, delay)
+                with self._beat_lock:
+                    if self._scheduler.running:
+                        # woken while it ran: what was queued meanwhile leaves at once
+                        delay = 0.0 if self._woken.is_set() else seconds
+                        self._schedule_beat(beat_then_schedule_next, delay)
 
         self._beat = beat_then_schedule_next
         self._schedule_beat(beat_then_schedule_next, 0.0)
@@ -132,9 +136,10 @@ class EvaluationScheduler:
     def wake_beat(self) -> None:
         """Run the beat now rather than up to an interval later (a cycle has queued
         notifications: detection latency is the cycle's, not the beat's)."""
-        self._woken.set()
-        if self._beat is not None and self._scheduler.running:
-            self._schedule_beat(self._beat, 0.0)
+        with self._beat_lock:
+            self._woken.set()
+            if self._beat is not None and self._scheduler.running:
+                self._schedule_beat(self._beat, 0.0)
 
     def _schedule_beat(self, job: Callable[[], None], delay: float) -> None:
         self._scheduler.add_job(

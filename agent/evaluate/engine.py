@@ -27,7 +27,14 @@ from agent.evaluate.conditions import (
     lookback,
 )
 from agent.evaluate.history import QueryHistory
-from agent.evaluate.instances import CycleReport, Instance, advance, advance_all, new_instance
+from agent.evaluate.instances import (
+    CycleReport,
+    Instance,
+    RuleLabels,
+    advance,
+    advance_all,
+    new_instance,
+)
 from agent.evaluate.planner import (
     DataRequest,
     DataSource,
@@ -135,6 +142,8 @@ class Engine:
         self._planner = Planner()
         self._windows = ShapeWindows()
         self._rosters = {}
+        #: rule name → the labels its new instances build theirs from
+        self._labels = {r.name: RuleLabels(r, self.stack_names) for r in self.rules.values()}
         self._spec_keys = {rule.name: rule.value.model_dump_json() for rule in self.rules.values()}
         self._bounds_shapes = {rule.name: bounds_shape(rule) for rule in self.rules.values()}
         self._anomaly = {
@@ -179,6 +188,7 @@ class Engine:
     def restore(self, instance: Instance) -> None:
         """Put back an instance read from the state store (ignored if its rule is gone)."""
         if instance.rule in self.instances:
+            instance.share_labels(self._labels[instance.rule])
             self.instances[instance.rule][instance.key] = instance
             self._rosters.pop(instance.rule, None)
         elif instance.rule == SOURCE_DOWN:
@@ -339,7 +349,7 @@ class Engine:
         for key in sorted(set(windows) | set(known) | expected):
             instance = known.get(key)
             if instance is None:
-                instance = known[key] = new_instance(rule, key, self.stack_names)
+                instance = known[key] = new_instance(rule, key, self._labels[rule.name])
             instances.append(instance)
             in_order.append(windows.get(key, _NO_ROWS))
         self._rosters[rule.name] = (windows, known, len(known), instances, in_order)
@@ -350,7 +360,7 @@ class Engine:
         if not known:
             keys = [(("stack", s),) for s in rule.query.stacks] if rule.query.stacks else [()]
             for key in keys:
-                known[key] = new_instance(rule, key, self.stack_names)
+                known[key] = new_instance(rule, key, self._labels[rule.name])
         if rule.on_error == "keep":
             return
         error = Judgement(Verdict.ERROR, None)

@@ -23,8 +23,25 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as done:
     code = done.code
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+loaded = {name.split(".")[0] for name, m in sys.modules.items() if m}
+print(json.dumps({"code": code, "modules": sorted(loaded)}))
 """
+
+#: the top-level packages a fresh interpreter has loaded after ``code`` (a module that is
+#: marked missing, None in ``sys.modules``, is not loaded)
+_LOADED_AFTER = """
+import json, sys
+{code}
+print(json.dumps(sorted({{name.split(".")[0] for name, m in sys.modules.items() if m}})))
+"""
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = _LOADED_AFTER.format(code=code)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return set(json.loads(result.stdout))
 
 
 def _loaded(*argv: str) -> tuple[int, set[str]]:
@@ -36,13 +53,16 @@ def _loaded(*argv: str) -> tuple[int, set[str]]:
 
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
-    probe = "import json, sys, agent.cli; print(json.dumps(sorted(sys.modules)))"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
-    modules = {name.split(".")[0] for name in json.loads(result.stdout)}
+    modules = _loaded_after("import agent.cli")
     assert "agent" in modules
     assert modules & HEAVY == set()
+
+
+def test_our_http_client_loads_no_command_line_library() -> None:
+    # httpx's own command-line tool would bring click (and pygments, rich) into the daemon
+    modules = _loaded_after("import agent.collect.http")
+    assert "httpx" in modules
+    assert modules & {"click", "pygments", "rich"} == set()
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 from agent.collect.errors import AuthenticationFailed
 from agent.evaluate.alerts import AlertState
 from agent.evaluate.engine import SOURCE_DOWN, Engine
+from agent.evaluate.instances import Instance
 from agent.evaluate.sources import MemorySource
 
 from .helpers import MIN, T0, CountingSource, per_minute, rule
@@ -53,6 +54,26 @@ def test_each_stack_is_its_own_instance_with_its_own_state():
     assert transition.labels["alertname"] == "r"
     assert transition.value == pytest.approx(50 / 150)
     assert transition.annotations["summary"] == "33.3% of s1 failing (limit 10%)"
+
+
+def test_restored_instances_keep_the_labels_they_were_stored_with():
+    engine = Engine(
+        [rule(STATUS_RULE.format(name="r", for_="0s"))],
+        MemorySource([]),
+        stack_names={"s1": "Production"},
+    )
+    fresh = {"stack": "s1", "stack_name": "Production", "alertname": "r", "severity": "warning"}
+    # stored while s2 had a name the configuration no longer gives it
+    renamed = {**fresh, "stack": "s2", "stack_name": "Staging"}
+    engine.restore(Instance("r", (("stack", "s1"),), dict(fresh), "f1"))
+    engine.restore(Instance("r", (("stack", "s2"),), dict(renamed), "f2"))
+    engine.evaluate(T0 + 5 * MIN)
+    instances = engine.instances["r"]
+    assert instances[(("stack", "s1"),)].labels == fresh
+    assert instances[(("stack", "s2"),)].labels == renamed
+    # a reading of the labels is a copy: changing it changes neither instance
+    instances[(("stack", "s1"),)].labels["stack"] = "elsewhere"
+    assert instances[(("stack", "s1"),)].labels == fresh
 
 
 def test_listed_stack_without_rows_is_nodata():

@@ -13,7 +13,7 @@ from agent.collect.models import Sample
 from agent.evaluate.alerts import Transition
 from agent.evaluate.conditions import bounds, judge
 from agent.evaluate.engine import Engine
-from agent.evaluate.instances import CycleReport, Instance, advance, new_instance
+from agent.evaluate.instances import CycleReport, Instance, RuleLabels, advance, new_instance
 from agent.evaluate.planner import DataRequest, rows_for_rule, rule_requests
 from agent.evaluate.rules import Rule
 from agent.evaluate.sources import MemorySource
@@ -116,7 +116,8 @@ def full_evaluation(
         elif not each.query.instance_labels:
             keys.add(())
         for key in sorted(keys):
-            instance = instances.setdefault((each.name, key), new_instance(each, key, {}))
+            fresh = new_instance(each, key, RuleLabels(each, {}))
+            instance = instances.setdefault((each.name, key), fresh)
             judgement = judge(each, SampleWindow(groups.get(key, [])), bounds(each, now))
             advance(each, instance, judgement, now, report)
     return report.transitions

@@ -6,8 +6,9 @@
 Every knob of the rule that was set by looking at the data is chosen from a small grid
 (bench/nab/folds.py: ``sensitivity``, ``recovery_window`` and, for method extremes, its
 ``tolerated`` extremes), only on training folds, and only among the settings that raise no
-alert on any clean generated series and one, on time, on each anomalous one
-(bench/nab/synthetic.py; if none does, among the quiet ones, else among all):
+alert on any clean generated series in two weeks and at most one in eight, and one, on time,
+on each anomalous one (bench/nab/synthetic.py; if none does, among the quiet ones, else
+among all):
 
 * leave-one-category-out: for each of the four categories, pick the setting that scores
   best (standard profile) on the other three, then score the held-out category with it.
@@ -16,7 +17,8 @@ alert on any clean generated series and one, on time, on each anomalous one
 * leave-one-file-out: the same with each of the 36 files held out; the held-out files are
   pooled into one score;
 * generated series: at the setting chosen on all 36 files, which alerts each clean and
-  each anomalous series raises (clean: none; anomalous: one, on time).
+  each anomalous series raises (clean: none, or at most one in eight weeks; anomalous:
+  one, on time).
 
 Every replay is the path ``stackwatch backtest --csv`` takes (``replay_series`` over the rule
 file's rule), spread over the machine's cores. ``--instructions`` adds the detector's
@@ -278,14 +280,14 @@ def report(
     say()
     say(f"## Generated series at {describe(chosen)}")
     say()
-    say("| series | anomaly | alert on time | false alerts | ok |")
-    say("|---|---|---|---|---|")
+    say("| series | anomaly | alert on time | false alerts | allowed | ok |")
+    say("|---|---|---|---|---|---|")
     results = sweep.generated[chosen]
     for r in results:
         say(
             f"| {r.name} | {'yes' if r.anomaly else 'no'} | "
             f"{'yes' if r.on_time else ('no' if r.anomaly else '-')} | {r.false_alerts} | "
-            f"{'ok' if r.ok else 'FAIL'} |"
+            f"{r.allowed} | {'ok' if r.ok else 'FAIL'} |"
         )
     say()
     say(

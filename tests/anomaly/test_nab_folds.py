@@ -8,7 +8,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.evaluate.anomaly import extremes
-from bench.nab.folds import Sweep, apply, describe, detector_constants, load_rule, settings
+from bench.nab.folds import (
+    Setting,
+    Sweep,
+    apply,
+    describe,
+    detector_constants,
+    load_rule,
+    settings,
+)
 from bench.nab.run import RULE
 
 
@@ -31,10 +39,11 @@ def test_apply_sets_the_rule_knobs_and_leaves_the_rule_alone() -> None:
 
 def test_detector_constants_hold_inside_and_are_restored() -> None:
     before = extremes.TOLERATED
-    with detector_constants("extremes", (("sensitivity", "1.0"), ("tolerated", "3"))):
-        assert extremes.TOLERATED == 3
+    other = before + 5
+    with detector_constants("extremes", (("sensitivity", "1.0"), ("tolerated", str(other)))):
+        assert other == extremes.TOLERATED
     assert before == extremes.TOLERATED
-    with detector_constants("evt", (("tolerated", "3"),)):  # not a knob of evt
+    with detector_constants("evt", (("tolerated", str(other)),)):  # not a knob of evt
         assert before == extremes.TOLERATED
 
 
@@ -69,8 +78,14 @@ def test_folds_choose_only_settings_that_raise_the_alerts_they_should(tmp_path: 
     sweep = Sweep(load_rule(RULE), nab_dir, grid)
     quiet, loud = settings(grid)
     assert sweep.keys == ["busy/shift.csv", "calm/flat.csv"]
-    # At sensitivity 2 the rule alerts on clean generated series: no fold may choose it.
-    assert sweep.clean_alerts[quiet] == 0 < sweep.clean_alerts[loud]
+
+    # At sensitivity 2 the rule alerts on clean generated series more than a good rule may:
+    # no fold may choose it.
+    def within_allowance(setting: Setting) -> bool:
+        return all(r.quiet for r in sweep.generated[setting] if not r.anomaly)
+
+    assert within_allowance(quiet) and not within_allowance(loud)
+    assert sweep.clean_alerts[quiet] < sweep.clean_alerts[loud]
     assert sweep.gates == {"exact": [quiet], "quiet": [quiet]}
     assert sweep.best(["calm/flat.csv"], "exact") == quiet
     assert sweep.score(quiet, ["busy/shift.csv"]).windows_hit == 1

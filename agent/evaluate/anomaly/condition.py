@@ -99,10 +99,14 @@ class AnomalyCondition(BaseModel):
         ),
     )
     history: int = Field(
-        2000,
+        4032,
         ge=50,
         le=20000,
-        description="Points a baseline remembers (auto's novelty memory, mad's window).",
+        description=(
+            "Points a baseline remembers (auto's novelty memory, mad's window). The default "
+            "is two weeks of 5-minute points: what a series does once a week has been seen "
+            "twice when it comes back, so it is no longer news."
+        ),
     )
     warmup: int = Field(
         150,

@@ -33,8 +33,17 @@ def entry() -> None:
     """The ``stackwatch`` command: ``main``, then the exit. A command that only reads and
     reports (``check``) leaves without the interpreter's teardown, which would free the
     heap of 1,000 parsed rules and Apprise's plugins object by object (a third of a
-    second, longer than validating the rules)."""
-    code = main(leave_at_once=True)
+    second, longer than validating the rules).
+
+    Output piped into a reader that stops early (``| head``) ends the command quietly, as
+    a pipe's writer does, with 141 (128 + SIGPIPE): Python would print a traceback for the
+    write, and another when it flushes stdout on the way out."""
+    try:
+        code = main(leave_at_once=True)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141
     sys.exit(code)
 
 

@@ -148,8 +148,8 @@ class Sweep:
     ``gates`` are the settings a fold may choose among: ``exact``, those raising exactly the
     alerts they should on every generated series (on a clean one none in two weeks and at
     most one in eight, on an anomalous one one on time), and the looser ``quiet``, those
-    within that allowance on the clean ones. When no
-    setting passes a gate, its folds choose among all (:meth:`choices`).
+    within that allowance on the clean ones (:meth:`within_allowance`). When no setting
+    passes a gate, its folds choose among all (:meth:`choices`).
     """
 
     def __init__(self, rule: Rule, nab_dir: Path, grid: dict[str, tuple[str, ...]]) -> None:
@@ -191,10 +191,12 @@ class Sweep:
             self.as_expected[s] = sum(r.ok for r in results)
         self.gates = {
             "exact": [s for s in self.settings if self.as_expected[s] == len(series)],
-            "quiet": [
-                s for s in self.settings if all(r.quiet for r in self.generated[s] if not r.anomaly)
-            ],
+            "quiet": [s for s in self.settings if self.within_allowance(s)],
         }
+
+    def within_allowance(self, setting: Setting) -> bool:
+        """No clean generated series raises more false alerts than it allows."""
+        return all(r.quiet for r in self.generated[setting] if not r.anomaly)
 
     def score(
         self, setting: Setting, keys: Sequence[str], profile: str = STANDARD.name

@@ -7,9 +7,9 @@ then, but a rule that pages on a healthy series every week or so (a baseline tha
 what the series did a week ago pages on each weekend from the third on) fails. Each
 series with an injected anomaly must raise an alert inside the anomaly's window (from its
 first point to ``ANOMALY_GRACE`` points later) and none outside it: a second page for an
-incident still going on is one too many. Stress series
-(heavy-tailed noise) are clean too, but no method here is quiet on them yet: they are
-reported, not gated. All series are 5-minute rows, generated from fixed seeds.
+incident still going on is one too many. Stress series (heavy-tailed noise) are clean too,
+but no method here is quiet on them yet: they are reported, not gated. All series are
+5-minute rows, generated from fixed seeds.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@
                                  [--instructions] [--write]
 
 Every knob of the rule that was set by looking at the data is chosen from a small grid
-(bench/nab/folds.py: ``sensitivity``, ``recovery_window`` and, for method extremes, its
-``tolerated`` extremes), only on training folds, and only among the settings that raise no
-alert on any clean generated series in two weeks and at most one in eight, and one, on time,
-on each anomalous one (bench/nab/synthetic.py; if none does, among the quiet ones, else
-among all):
+(bench/nab/folds.py: ``sensitivity``, ``recovery_window``, ``history`` and, for method
+extremes, its ``tolerated`` extremes), only on training folds, and only among the settings
+that raise no alert on any clean generated series in two weeks and at most one in eight, and
+one, on time, on each anomalous one (bench/nab/synthetic.py; if none does, among the quiet
+ones, else among all):
 
 * leave-one-category-out: for each of the four categories, pick the setting that scores
   best (standard profile) on the other three, then score the held-out category with it.
